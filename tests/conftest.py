@@ -1,0 +1,52 @@
+"""Shared fixtures: the ../shared folder (golden vectors, images) and tiny SinDDM pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sinddm_pipeline import SinDDMModel, SinDDMPipeline, SinDDMPyramid, SinDDMScheduler
+from sinddm_pipeline.pyramid import build_pyramid
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip the test with the reason when it is absent (a fresh clone alone)."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared fixtures live beside the checkout (../shared) in CI")
+    return path
+
+
+def synthetic_image(width: int = 96, height: int = 72, seed: int = 0) -> Image.Image:
+    """A small RGB image with structure at several scales (smooth gradients plus blobs)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x / width, y / height, 0.5 + 0.5 * np.sin(x / 7.0) * np.cos(y / 5.0)], axis=-1)
+    for _ in range(12):
+        cy, cx, r = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(3, 9)
+        base[(y - cy) ** 2 + (x - cx) ** 2 < r**2] = rng.uniform(0, 1, size=3)
+    return Image.fromarray((base * 255).clip(0, 255).astype(np.uint8))
+
+
+def tiny_pipeline(image: Image.Image | None = None, dim: int = 8, seed: int = 0) -> SinDDMPipeline:
+    """A randomly initialised pipeline on a pyramid of ``image`` (a small synthetic one by default)."""
+    pyramid = build_pyramid(image if image is not None else synthetic_image())
+    torch.manual_seed(seed)
+    pipe = SinDDMPipeline(
+        denoiser=SinDDMModel(dim=dim),
+        scheduler=SinDDMScheduler.from_pyramid(pyramid),
+        pyramid=SinDDMPyramid.from_pyramid(pyramid),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture
+def tiny_pipe() -> SinDDMPipeline:
+    return tiny_pipeline()
