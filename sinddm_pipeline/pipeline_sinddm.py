@@ -17,7 +17,6 @@ from .scheduling_sinddm import SinDDMScheduler
 OUTPUT_TYPES = ("pil", "np", "pt")
 
 
-
 def postprocess(images: torch.Tensor, output_type: str) -> list[Image.Image] | np.ndarray | torch.Tensor:
     """[-1, 1] NCHW tensors to "pt" ([0, 1] NCHW), "np" ([0, 1] NHWC float32) or "pil" images."""
     images = (images / 2 + 0.5).clamp(0, 1)
@@ -146,4 +145,3 @@ class SinDDMPipeline(DiffusionPipeline):
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)
-

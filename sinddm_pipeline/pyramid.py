@@ -97,7 +97,7 @@ def scale_sizes(
     if num_scales < 2:
         raise ValueError(
             f"The image ({width}x{height}) is too small for SinDDM: it gives {num_scales} scale(s), at least 2 are "
-            f"needed (short side > about {c * scale_factor ** 0.5:.0f} px)."
+            f"needed (short side > about {c * scale_factor**0.5:.0f} px)."
         )
     r = float(np.exp(np.log(short / c) / (num_scales - 1)))
     sizes = []

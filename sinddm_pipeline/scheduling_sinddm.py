@@ -184,9 +184,10 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
     ) -> torch.Tensor:
         """q(x_t | x_0): sqrt(alphā_t)·x_0 + sqrt(1 - alphā_t)·noise. ``timesteps``: int or shape (batch,)."""
         timesteps = torch.as_tensor(timesteps).reshape(-1).expand(original_samples.shape[0])
-        return self._extract(self.sqrt_alphas_cumprod, timesteps, original_samples) * original_samples + self._extract(
-            self.sqrt_one_minus_alphas_cumprod, timesteps, original_samples
-        ) * noise
+        return (
+            self._extract(self.sqrt_alphas_cumprod, timesteps, original_samples) * original_samples
+            + self._extract(self.sqrt_one_minus_alphas_cumprod, timesteps, original_samples) * noise
+        )
 
     def blur_mix(
         self, sample: torch.Tensor, blurry_sample: torch.Tensor, timesteps: torch.Tensor | int, scale: int
@@ -230,12 +231,13 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         self.current_scale = scale
         self.timesteps = torch.arange(start - 1, -1, -1, device=device)
 
-    def predict_original_sample(
-        self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor
-    ) -> torch.Tensor:
+    def predict_original_sample(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor) -> torch.Tensor:
         """x0 = sqrt(1/alphā_t)·x_t - sqrt(1/alphā_t - 1)·eps (not clamped)."""
         t = int(timestep)
-        return float(self.sqrt_recip_alphas_cumprod[t]) * sample - float(self.sqrt_recipm1_alphas_cumprod[t]) * model_output
+        return (
+            float(self.sqrt_recip_alphas_cumprod[t]) * sample
+            - float(self.sqrt_recipm1_alphas_cumprod[t]) * model_output
+        )
 
     def deblur(self, pred_original_sample: torch.Tensor, blurry_sample: torch.Tensor, timestep: int, scale: int):
         """The deblurred estimate d = (x0 - g(t)·blurry) / (1 - g(t)), g clamped for sampling (not clamped itself)."""
@@ -300,9 +302,10 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
                 direction = (sample - float(self.sqrt_alphas_cumprod[t]) * x0) / float(
                     self.sqrt_one_minus_alphas_cumprod[t]
                 )
-                prev = float(self.sqrt_alphas_cumprod[t - 1]) * target + math.sqrt(
-                    1.0 - float(self.alphas_cumprod[t - 1])
-                ) * direction
+                prev = (
+                    float(self.sqrt_alphas_cumprod[t - 1]) * target
+                    + math.sqrt(1.0 - float(self.alphas_cumprod[t - 1])) * direction
+                )
             else:
                 prev = pred.clamp(-1.0, 1.0) if clip else pred
             if clip:
