@@ -93,9 +93,9 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         rescale_losses = [float(loss) for loss in (rescale_losses or [])]
         if not scale_sizes or any(len(size) != 2 or min(size) < 1 for size in scale_sizes):
             raise ValueError(f"scale_sizes must be a non-empty list of (height, width) pairs, got {scale_sizes}.")
-        if len(rescale_losses) != len(scale_sizes) - 1 or any(not loss > 0 for loss in rescale_losses):
+        if len(rescale_losses) != len(scale_sizes) - 1 or any(not loss >= 0 for loss in rescale_losses):
             raise ValueError(
-                f"rescale_losses must hold one positive number per scale after the first ({len(scale_sizes) - 1}), "
+                f"rescale_losses must hold one number >= 0 per scale after the first ({len(scale_sizes) - 1}), "
                 f"got {rescale_losses}."
             )
         self.register_to_config(scale_sizes=scale_sizes, rescale_losses=rescale_losses)
@@ -123,13 +123,12 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         self.posterior_mean_coef2 = f32((1.0 - alphas_cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - alphas_cumprod))
         self.sigmas = sigmas
         # gammas[i - 1] belongs to scale i; computed in float64, stored as float32 like the reference.
-        self.gammas = (
-            f32(np.clip(sigmas[None, :] / np.array(rescale_losses)[:, None], 0, 1))
-            if rescale_losses
-            else torch.zeros(0, T)
-        )
-        # t_i: the first t with sigma_t > L_i; scale 0 starts from pure noise (all T steps).
-        self.start_timesteps = [T] + [int(np.argmax(sigmas > loss)) for loss in rescale_losses]
+        # A loss of 0 (a flat image) is floored so that gamma is 1, not nan.
+        losses = np.maximum(np.array(rescale_losses, dtype=np.float64), 1e-12)
+        self.gammas = f32(np.clip(sigmas[None, :] / losses[:, None], 0, 1)) if len(losses) else torch.zeros(0, T)
+        # t_i: the first t with sigma_t > L_i; scale 0 starts from pure noise (all T steps). The reference would
+        # run no step at all when even sigma_0 > L_i (a very smooth image); we run at least the t = 0 step.
+        self.start_timesteps = [T] + [max(1, int(np.argmax(sigmas > loss))) for loss in losses]
 
         self.init_noise_sigma = 1.0
         self.current_scale = 0

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# One thread per process: the suite also starts subprocesses (training launchers, offline loading), and on a
+# 2-core machine oversubscribed OpenMP threads make tiny models 10-100x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -11,6 +16,8 @@ from PIL import Image
 
 from sinddm_pipeline import SinDDMModel, SinDDMPipeline, SinDDMPyramid, SinDDMScheduler
 from sinddm_pipeline.pyramid import build_pyramid
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

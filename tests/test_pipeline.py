@@ -1,0 +1,152 @@
+"""SinDDMPipeline: generation, determinism, retargeting, save/load (folder and offline hub cache), bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import shared_path, synthetic_image, tiny_pipeline
+from hub_cache import write_hub_cache
+from PIL import Image
+
+from sinddm_pipeline import SinDDMPipeline
+
+
+def generate(pipe, seed=0, **kwargs):
+    return pipe(generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).images
+
+
+@pytest.fixture(scope="module")
+def balloons_pipe():
+    """A tiny random model on the balloons pyramid (5 scales, finest 248x186)."""
+    return tiny_pipeline(Image.open(shared_path("images", "balloons.png")), dim=4)
+
+
+def test_output_types_and_shapes(tiny_pipe):
+    height, width = tiny_pipe.scheduler.config.scale_sizes[-1]
+    pil = tiny_pipe(batch_size=2).images
+    assert len(pil) == 2 and all(isinstance(image, Image.Image) and image.size == (width, height) for image in pil)
+    array = tiny_pipe(output_type="np").images
+    assert array.shape == (1, height, width, 3) and array.dtype == np.float32
+    assert 0 <= array.min() and array.max() <= 1
+    tensor = tiny_pipe(output_type="pt").images
+    assert tensor.shape == (1, 3, height, width)
+
+
+def test_return_dict_false_gives_a_tuple(tiny_pipe):
+    output = tiny_pipe(return_dict=False, output_type="np")
+    assert isinstance(output, tuple) and output[0].shape[0] == 1
+
+
+def test_same_seed_same_images_different_seeds_differ(tiny_pipe):
+    a, b, c = generate(tiny_pipe, 0, batch_size=2), generate(tiny_pipe, 0, batch_size=2), generate(tiny_pipe, 1)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a[0] - c[0]).max() > 0.05
+    assert np.abs(a[0] - a[1]).max() > 0.05  # samples within a batch differ too
+
+
+def test_save_and_reload_gives_identical_images(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path)
+    files = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    assert "model_index.json" in files
+    assert {f for f in files if not f.endswith((".json", ".safetensors"))} == set()  # no pickle anywhere
+    loaded = SinDDMPipeline.from_pretrained(tmp_path)
+    loaded.set_progress_bar_config(disable=True)
+    np.testing.assert_array_equal(generate(loaded, 3, batch_size=2), generate(tiny_pipe, 3, batch_size=2))
+    for index in range(tiny_pipe.pyramid.num_scales):
+        assert np.array_equal(np.asarray(loaded.pyramid.pil(index)), np.asarray(tiny_pipe.pyramid.pil(index)))
+
+
+def test_the_stored_pyramid_is_the_training_image_pyramid(tmp_path):
+    image = Image.open(shared_path("images", "balloons.png"))
+    pipe = tiny_pipeline(image, dim=4)
+    assert pipe.pyramid.pil(4).size == (248, 186)
+    np.testing.assert_array_equal(np.asarray(pipe.pyramid.pil(4)), np.asarray(image.convert("RGB")))
+    assert pipe.pyramid.blurry_pil(2).size == (126, 94)
+
+
+def test_width_scale_2_retargets_balloons_to_496x186(balloons_pipe):
+    image = balloons_pipe(width_scale=2.0, generator=torch.Generator().manual_seed(0)).images[0]
+    assert image.size == (496, 186)
+
+
+@pytest.mark.parametrize(("height", "width"), [(100, 300), (372, 496), (186, 248), (150, None), (None, 500)])
+def test_explicit_size_is_exact_also_larger_than_the_training_image(balloons_pipe, height, width):
+    image = balloons_pipe(height=height, width=width).images[0]
+    assert image.size == (width or 248, height or 186)
+
+
+def test_doubling_the_size_adds_extra_scales(balloons_pipe):
+    stages = balloons_pipe.plan(height=372, width=496)
+    assert len(stages) == 7 and [stage.scale for stage in stages[-3:]] == [4, 4, 4]
+    assert stages[0].size == (48, 65)  # the layout keeps (almost) the coarsest scale's size
+
+
+def test_offline_loading_by_repo_id_from_a_hub_cache(tiny_pipe, tmp_path):
+    folder, cache = tmp_path / "saved", tmp_path / "hub"
+    tiny_pipe.save_pretrained(folder)
+    write_hub_cache(folder, cache, "someuser/somemodel")
+    expected = generate(tiny_pipe, 7)
+    script = (
+        "import sys, numpy as np, torch\n"
+        "from sinddm_pipeline import SinDDMPipeline\n"
+        "pipe = SinDDMPipeline.from_pretrained('someuser/somemodel')\n"
+        "pipe.set_progress_bar_config(disable=True)\n"
+        "images = pipe(generator=torch.Generator().manual_seed(7), output_type='np').images\n"
+        "np.save(sys.argv[1], images)\n"
+    )
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_TOKEN", None)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "out.npy")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_model_index_names_the_components(tiny_pipe, tmp_path):
+    tiny_pipe.save_pretrained(tmp_path)
+    index = json.loads((tmp_path / "model_index.json").read_text())
+    assert index["_class_name"] == "SinDDMPipeline"
+    assert index["denoiser"][1] == "SinDDMModel" and index["scheduler"][1] == "SinDDMScheduler"
+    assert index["pyramid"][1] == "SinDDMPyramid"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": -2}, "batch_size"),
+        ({"batch_size": 1.5}, "batch_size"),
+        ({"height_scale": 0.0}, "height_scale"),
+        ({"width_scale": -1.0}, "width_scale"),
+        ({"width_scale": float("nan")}, "width_scale"),
+        ({"height_scale": float("inf")}, "height_scale"),
+        ({"height_scale": 0.1}, "too small"),
+        ({"width": 10}, "too small"),
+        ({"height": 0}, "height"),
+        ({"width": 12.5}, "width"),
+        ({"height": 100, "height_scale": 2.0}, "height"),
+        ({"output_type": "jpg"}, "output_type"),
+    ],
+)
+def test_bad_input_raises_a_value_error_naming_the_argument(tiny_pipe, kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        tiny_pipe(**kwargs)
+
+
+def test_mismatched_components_are_refused(tiny_pipe):
+    other = tiny_pipeline(synthetic_image(150, 100))
+    with pytest.raises(ValueError, match="different scales"):
+        SinDDMPipeline(denoiser=tiny_pipe.denoiser, scheduler=tiny_pipe.scheduler, pyramid=other.pyramid)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_runs_on_cuda(tiny_pipe):
+    tiny_pipe.to("cuda")
+    images = tiny_pipe(generator=torch.Generator("cuda").manual_seed(0), output_type="pt").images
+    assert images.device.type == "cuda"

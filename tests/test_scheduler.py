@@ -1,0 +1,126 @@
+"""The multi-scale scheduler (SPEC §2, §4, §5) against the official implementation's vectors."""
+
+import pytest
+import torch
+from conftest import shared_path
+from golden import golden_meta, golden_scheduler, golden_tensors, official_tiny_model
+from PIL import Image
+
+from sinddm_pipeline import SinDDMScheduler
+from sinddm_pipeline.pyramid import build_pyramid, pil_to_tensor
+
+STEP_CASES = ["s0_t0_reblur", "s0_t50_reblur", "s2_t0_reblur", "s2_t30_ddpm", "s2_t30_reblur", "s3_t30_reblur"]
+
+
+def test_start_timesteps_match_golden():
+    assert golden_scheduler().start_timesteps == golden_meta()["t_ideal"]
+
+
+@pytest.mark.parametrize("name", ["gammas", "betas", "alphas_cumprod"])
+def test_schedule_arrays_match_golden(name):
+    ours = getattr(golden_scheduler(), name)
+    torch.testing.assert_close(ours, golden_tensors()[name], atol=1e-6, rtol=0)
+
+
+def test_scheduler_from_the_image_pyramid_equals_the_golden_config():
+    pyramid = build_pyramid(Image.open(shared_path("images", "balloons.png")))
+    scheduler = SinDDMScheduler.from_pyramid(pyramid)
+    torch.testing.assert_close(scheduler.gammas, golden_tensors()["gammas"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("case", STEP_CASES)
+def test_step_matches_golden(case):
+    golden = golden_tensors()
+    scale, timestep = int(case[1]), int(case.split("_")[1][1:])
+
+    def vector(name: str) -> torch.Tensor:
+        return golden[f"step_{case}_{name}"]
+
+    prev = (
+        golden_scheduler()
+        .step(
+            vector("model_output"),
+            timestep,
+            vector("x_t"),
+            scale=scale,
+            blurry_sample=vector("blurry"),
+            reblurring=case.endswith("reblur"),
+            variance_noise=vector("noise"),
+        )
+        .prev_sample
+    )
+    torch.testing.assert_close(prev, vector("prev"), atol=1e-5, rtol=0)
+
+
+def test_training_input_and_loss_match_golden():
+    golden = golden_tensors()
+    scheduler = golden_scheduler()
+    x = pil_to_tensor(Image.fromarray(golden["pyramid_2"].numpy())).repeat(2, 1, 1, 1)
+    blurry = pil_to_tensor(Image.fromarray(golden["blurry_2"].numpy())).repeat(2, 1, 1, 1)
+    noise, timesteps = golden["train_s2_t30_noise"], torch.tensor([30, 30])
+    noisy = scheduler.training_input(x, blurry, noise, timesteps, scale=2)
+    torch.testing.assert_close(noisy, golden["train_s2_t30_x_noisy"], atol=1e-5, rtol=0)
+    with torch.no_grad():
+        loss = (noise - official_tiny_model("ema")(noisy, timesteps, 2).sample).abs().mean()
+    torch.testing.assert_close(loss.reshape(1), golden["train_s2_t30_loss"], atol=1e-5, rtol=0)
+
+
+def _tiny_scheduler(**kwargs) -> SinDDMScheduler:
+    return SinDDMScheduler(scale_sizes=[[48, 64], [67, 90], [94, 126]], rescale_losses=[1.087, 0.777], **kwargs)
+
+
+def test_config_round_trip(tmp_path):
+    scheduler = _tiny_scheduler(max_sampling_gamma=0.5)
+    scheduler.save_pretrained(tmp_path)
+    loaded = SinDDMScheduler.from_pretrained(tmp_path)
+    assert {k: v for k, v in loaded.config.items() if not k.startswith("_")} == {
+        k: v for k, v in scheduler.config.items() if not k.startswith("_")
+    }
+    torch.testing.assert_close(loaded.gammas, scheduler.gammas, atol=0, rtol=0)
+    assert loaded.start_timesteps == scheduler.start_timesteps
+
+
+def test_set_timesteps_runs_from_start_minus_one_to_zero():
+    scheduler = _tiny_scheduler()
+    scheduler.set_timesteps(scale=0)
+    assert scheduler.timesteps.tolist() == list(range(99, -1, -1))
+    scheduler.set_timesteps(scale=2)
+    assert scheduler.timesteps.tolist() == list(range(scheduler.start_timesteps[2] - 1, -1, -1))
+    with pytest.raises(ValueError, match="scale"):
+        scheduler.set_timesteps(scale=3)
+
+
+def test_ddpm_step_is_deterministic_with_a_seeded_generator():
+    scheduler = _tiny_scheduler()
+    eps, x = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    a = scheduler.step(eps, 40, x, scale=0, generator=torch.Generator().manual_seed(1)).prev_sample
+    b = scheduler.step(eps, 40, x, scale=0, generator=torch.Generator().manual_seed(1)).prev_sample
+    c = scheduler.step(eps, 40, x, scale=0, generator=torch.Generator().manual_seed(2)).prev_sample
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_reblurring_step_needs_the_blurry_image():
+    scheduler = _tiny_scheduler()
+    with pytest.raises(ValueError, match="blurry_sample"):
+        scheduler.step(torch.zeros(1, 3, 8, 8), 10, torch.zeros(1, 3, 8, 8), scale=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scale_sizes": [], "rescale_losses": []}, "scale_sizes"),
+        ({"scale_sizes": [[48, 64], [67, 90]], "rescale_losses": []}, "rescale_losses"),
+        ({"scale_sizes": [[48, 64], [67, 90]], "rescale_losses": [-1.0]}, "rescale_losses"),
+        ({"scale_sizes": [[48, 64], [67, 90]], "rescale_losses": [float("nan")]}, "rescale_losses"),
+    ],
+)
+def test_bad_config_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SinDDMScheduler(**kwargs)
+
+
+def test_a_flat_image_gives_a_usable_schedule():
+    scheduler = SinDDMScheduler(scale_sizes=[[48, 64], [67, 90]], rescale_losses=[0.0])
+    assert scheduler.start_timesteps == [100, 1]
+    assert torch.all(scheduler.gammas == 1)
