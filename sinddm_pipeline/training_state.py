@@ -1,0 +1,184 @@
+"""Checkpoint folders of a training run: atomic writes, finding `latest`, pruning, guarding output folders,
+the loss log and the random number generators that a resumed run continues exactly."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+
+import torch
+
+CHECKPOINT_PREFIX = "checkpoint-"
+LOSS_LOG_NAME = "loss_log.json"
+_CHECKPOINT_NAME = re.compile(rf"^{CHECKPOINT_PREFIX}(\d+)$")
+# What a previous run leaves in its output folder besides the pipeline; --overwrite removes it.
+_RUN_LEFTOVERS = (f"{CHECKPOINT_PREFIX}*", LOSS_LOG_NAME, LOSS_LOG_NAME + ".tmp", "loss_curve.png", "validation")
+
+logger = logging.getLogger(__name__)
+
+
+class GeneratorState:
+    """A torch.Generator that accelerate can save and restore with the rest of the training state."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["state"])
+
+
+class StepSeededGenerator:
+    """A torch.Generator re-seeded at every step from (seed, step, process index).
+
+    accelerate writes registered objects from the main process only, so a generator state saved with the checkpoint
+    would give every process the main process's noise after a resume. Seeding from the step instead needs no saved
+    state: a resumed run draws exactly the noise an uninterrupted one draws, on any number of processes.
+    ``state_dict``/``load_state_dict`` exist so that the checkpoint layout (one custom object per registered
+    generator) stays the same.
+    """
+
+    def __init__(self, seed: int, process_index: int = 0):
+        self.seed, self.process_index = seed, process_index
+        self.generator = torch.Generator()
+
+    def at_step(self, step: int) -> torch.Generator:
+        """The generator, seeded for ``step`` of this process."""
+        digest = hashlib.sha256(f"{self.seed}/{step}/{self.process_index}".encode()).digest()
+        return self.generator.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Nothing to restore: the stream depends on the step only."""
+
+
+def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """Complete checkpoints (step, path), oldest first; unfinished `.tmp` folders are ignored."""
+    if not os.path.isdir(output_dir):
+        return []
+    found = []
+    for name in os.listdir(output_dir):
+        match = _CHECKPOINT_NAME.match(name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            found.append((int(match.group(1)), os.path.join(output_dir, name)))
+    return sorted(found)
+
+
+def find_checkpoint(output_dir: str, which: str) -> str | None:
+    """The folder of ``which``: "latest" (highest complete step, or None), or an explicit path."""
+    if which == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        return checkpoints[-1][1] if checkpoints else None
+    path = which if os.path.isdir(which) else os.path.join(output_dir, which)
+    if not os.path.isdir(path) or not _CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path))):
+        raise ValueError(f"--resume_from_checkpoint {which!r}: no such checkpoint folder (checkpoint-<step>).")
+    return path
+
+
+def checkpoint_step(path: str) -> int:
+    """The step of a `checkpoint-<step>` folder."""
+    match = _CHECKPOINT_NAME.match(os.path.basename(os.path.normpath(path)))
+    if not match:
+        raise ValueError(f"{path!r} is not a checkpoint folder (checkpoint-<step>).")
+    return int(match.group(1))
+
+
+def save_checkpoint_atomically(
+    accelerator, output_dir: str, step: int, losses: list[tuple[int, float]] | None = None
+) -> str:
+    """`accelerator.save_state` (and the loss log) into a temporary folder, renamed to `checkpoint-<step>` once
+    complete.
+
+    A kill while writing leaves only a `.tmp` folder, which `latest` never picks.
+    """
+    final = os.path.join(output_dir, f"{CHECKPOINT_PREFIX}{step}")
+    temporary = final + ".tmp"
+    if accelerator.is_main_process and os.path.exists(temporary):
+        shutil.rmtree(temporary)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(temporary)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if losses is not None:
+            write_loss_log(temporary, losses)
+        if os.path.exists(final):
+            shutil.rmtree(final)
+        os.replace(temporary, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def prune_checkpoints(output_dir: str, keep: int) -> None:
+    """Delete the oldest checkpoints so that at most ``keep`` remain."""
+    checkpoints = list_checkpoints(output_dir)
+    for _, path in checkpoints[: max(0, len(checkpoints) - keep)]:
+        shutil.rmtree(path)
+
+
+def holds_model(output_dir: str) -> bool:
+    """Whether ``output_dir`` holds a saved pipeline or a complete checkpoint."""
+    return os.path.exists(os.path.join(output_dir, "model_index.json")) or bool(list_checkpoints(output_dir))
+
+
+def check_output_dir(output_dir: str, overwrite: bool, resuming: bool) -> None:
+    """Refuse to train into a folder that already holds a model, unless resuming it or asked to overwrite."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"--output_dir {output_dir!r} is a file; give a folder.")
+    if overwrite or resuming or not os.path.isdir(output_dir):
+        return
+    if holds_model(output_dir):
+        raise ValueError(
+            f"--output_dir {output_dir!r} already holds a model. Choose another folder, pass "
+            "--resume_from_checkpoint latest to continue its training, or --overwrite to replace it."
+        )
+
+
+def clear_previous_run(output_dir: str) -> list[str]:
+    """Remove what an earlier run left in ``output_dir`` (checkpoints, loss log and curve, validation grids), so
+    that an overwriting run never resumes from or prunes the old run's checkpoints. Returns the removed names."""
+    removed = []
+    for pattern in _RUN_LEFTOVERS:
+        for path in sorted(glob.glob(os.path.join(glob.escape(output_dir), pattern))):
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+            removed.append(os.path.basename(path))
+    if removed:
+        logger.info(f"--overwrite: removed {', '.join(removed)} from {output_dir}")
+    return removed
+
+
+def read_loss_log(folder: str, up_to_step: int | None = None) -> list[tuple[int, float]]:
+    """The (step, loss) pairs of ``folder/loss_log.json`` (steps <= ``up_to_step`` if given); [] if absent."""
+    path = os.path.join(folder, LOSS_LOG_NAME)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        losses = [(int(step), float(value)) for step, value in json.load(f)]
+    return [item for item in losses if up_to_step is None or item[0] <= up_to_step]
+
+
+def write_loss_log(folder: str, losses: list[tuple[int, float]]) -> None:
+    """Write ``folder/loss_log.json`` atomically (a temporary file renamed)."""
+    path = os.path.join(folder, LOSS_LOG_NAME)
+    with open(path + ".tmp", "w") as f:
+        json.dump(losses, f)
+    os.replace(path + ".tmp", path)
+
+
+def resumed_loss_log(checkpoint: str, output_dir: str) -> list[tuple[int, float]]:
+    """The loss log of a run resumed from ``checkpoint``: the checkpoint's own copy, or (checkpoints written
+    before it held one) the output folder's log cut at the checkpoint's step."""
+    if os.path.exists(os.path.join(checkpoint, LOSS_LOG_NAME)):
+        return read_loss_log(checkpoint)
+    return read_loss_log(output_dir, up_to_step=checkpoint_step(checkpoint))

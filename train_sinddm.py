@@ -1,0 +1,347 @@
+"""Train a SinDDM model on one image.
+
+    accelerate launch train_sinddm.py --image_path my.jpg --output_dir models/my-sinddm
+    python train_sinddm.py --image_path my.jpg --output_dir out --max_train_steps 2000 --dim 64   # quick, CPU
+
+The output folder ends as a ready pipeline (the EMA weights): `SinDDMPipeline.from_pretrained(output_dir)`.
+Checkpoints go to `output_dir/checkpoint-<step>/` (accelerate state + EMA + RNG); `--resume_from_checkpoint latest`
+continues a killed run where its last checkpoint left it. Several processes (GPUs, or CPU processes with gloo)
+split the global batch (data parallel):
+
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no \
+        train_sinddm.py ...
+    torchrun --nproc_per_node 2 train_sinddm.py ...
+
+On a machine without GPUs, `--multi_gpu` is still the flag that starts several (CPU) processes:
+`accelerate launch --cpu --num_processes 2` starts one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+import warnings
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration
+
+from sinddm_pipeline import SinDDMModel, SinDDMPipeline, SinDDMPyramid, SinDDMScheduler
+from sinddm_pipeline.image_io import load_training_image
+from sinddm_pipeline.pyramid import DEFAULT_MAX_PIXELS, DEFAULT_SCALE_FACTOR, Pyramid, build_pyramid
+from sinddm_pipeline.training import EMA, TrainingData, training_loss
+from sinddm_pipeline.training_state import (
+    GeneratorState,
+    StepSeededGenerator,
+    check_output_dir,
+    checkpoint_step,
+    clear_previous_run,
+    find_checkpoint,
+    prune_checkpoints,
+    resumed_loss_log,
+    save_checkpoint_atomically,
+    write_loss_log,
+)
+
+logger = logging.getLogger("train_sinddm")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a SinDDM model on a single image.")
+    parser.add_argument("--image_path", required=True, help="The training image (any format PIL reads).")
+    parser.add_argument("--output_dir", required=True, help="Where the pipeline and checkpoints are written.")
+    parser.add_argument("--overwrite", action="store_true", help="Allow an output_dir that already holds a model.")
+    parser.add_argument("--max_train_steps", type=int, default=120_000)
+    parser.add_argument("--train_batch_size", type=int, default=32, help="Global batch (split over processes).")
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument(
+        "--lr_milestones", type=int, nargs="*", default=[20_000, 40_000, 70_000, 80_000, 90_000, 110_000]
+    )
+    parser.add_argument("--lr_gamma", type=float, default=0.5, help="LR factor at each milestone.")
+    parser.add_argument("--dim", type=int, default=160, help="Widest channel count of the denoiser.")
+    parser.add_argument("--num_train_timesteps", type=int, default=100)
+    parser.add_argument("--scale_factor", type=float, default=DEFAULT_SCALE_FACTOR)
+    parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument(
+        "--crop_size",
+        type=int,
+        default=None,
+        help="Train scales larger than this on random square crops of this size (faster; default: whole images, "
+        "the reference recipe).",
+    )
+    parser.add_argument("--ema_decay", type=float, default=0.995)
+    parser.add_argument("--ema_start", type=int, default=2000)
+    parser.add_argument("--ema_update_every", type=int, default=10)
+    parser.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpointing_steps", type=int, default=5000)
+    parser.add_argument("--checkpoints_total_limit", type=int, default=None)
+    parser.add_argument("--resume_from_checkpoint", default=None, help='A checkpoint folder, or "latest".')
+    parser.add_argument("--validation_steps", type=int, default=0, help="Save a sample grid every N steps (0: off).")
+    parser.add_argument("--num_threads", type=int, default=None, help="torch CPU threads (default: torch's).")
+    parser.add_argument("--push_to_hub", action="store_true")
+    parser.add_argument("--hub_model_id", default=None)
+    parser.add_argument("--hub_private_repo", action="store_true")
+    parser.add_argument("--hub_token", default=None)
+    parser.add_argument("--report_to", default=None, help="accelerate trackers, e.g. tensorboard (default: none).")
+    args = parser.parse_args(argv)
+
+    positive = ("max_train_steps", "train_batch_size", "dim", "num_train_timesteps", "max_pixels", "ema_update_every")
+    for name in positive:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}.")
+    if args.dim % 2:
+        parser.error(f"--dim must be even, got {args.dim}.")
+    if not args.learning_rate > 0 or not math.isfinite(args.learning_rate):
+        parser.error(f"--learning_rate must be a finite number > 0, got {args.learning_rate}.")
+    if not 0 <= args.ema_decay <= 1:
+        parser.error(f"--ema_decay must be in [0, 1], got {args.ema_decay}.")
+    if args.scale_factor <= 1:
+        parser.error(f"--scale_factor must be > 1, got {args.scale_factor}.")
+    if args.crop_size is not None and args.crop_size < 16:
+        parser.error(f"--crop_size must be >= 16 px (the denoiser sees ~35 px), got {args.crop_size}.")
+    if args.checkpointing_steps < 1:
+        parser.error(f"--checkpointing_steps must be >= 1, got {args.checkpointing_steps}.")
+    return args
+
+
+def make_accelerator(args: argparse.Namespace) -> Accelerator:
+    """The Accelerator of this process.
+
+    Under a multi-process launcher (accelerate launch --multi_gpu, torchrun) on a machine without CUDA, Accelerator()
+    silently runs independent single-process copies unless told to use the CPU; cpu=True makes it join the gloo
+    process group (checked by tests/test_train_script.py).
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cpu = not torch.cuda.is_available()
+    return Accelerator(
+        mixed_precision=args.mixed_precision,
+        log_with=args.report_to,
+        project_config=ProjectConfiguration(project_dir=args.output_dir),
+        cpu=cpu and world_size > 1,
+    )
+
+
+def save_pipeline(pipeline: SinDDMPipeline, output_dir: str) -> None:
+    """Save the pipeline as safetensors (no pickle)."""
+    pipeline.save_pretrained(output_dir, safe_serialization=True)
+
+
+def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> str | None:
+    """Check (on every process) and create the output folder; return the checkpoint to resume from, if any.
+
+    A folder that holds a model is refused unless resuming from one of its checkpoints or ``--overwrite`` (which
+    first removes the old run's checkpoints and loss log, so they are never resumed or pruned by mistake).
+    """
+    checkpoint = None
+    if args.resume_from_checkpoint:
+        checkpoint = find_checkpoint(args.output_dir, args.resume_from_checkpoint)
+        if checkpoint is None:
+            accelerator.print(f"No checkpoint found for {args.resume_from_checkpoint!r}; starting a new run.")
+    check_output_dir(args.output_dir, overwrite=args.overwrite, resuming=checkpoint is not None)
+    accelerator.wait_for_everyone()  # every process checked before the main one writes anything
+    if accelerator.is_main_process:
+        if args.overwrite and checkpoint is None:
+            clear_previous_run(args.output_dir)
+        os.makedirs(args.output_dir, exist_ok=True)
+    accelerator.wait_for_everyone()
+    return checkpoint
+
+
+def save_checkpoint(
+    accelerator: Accelerator,
+    args: argparse.Namespace,
+    step: int,
+    losses: list[tuple[int, float]],
+    pipeline: SinDDMPipeline,
+) -> None:
+    """Write `checkpoint-<step>` (every process), then keep the folder a ready pipeline of this step with its loss log
+    and prune old checkpoints (main process)."""
+    save_checkpoint_atomically(accelerator, args.output_dir, step, losses)
+    if accelerator.is_main_process:
+        write_loss_log(args.output_dir, losses)
+        save_pipeline(pipeline, args.output_dir)
+        if args.checkpoints_total_limit:
+            prune_checkpoints(args.output_dir, args.checkpoints_total_limit)
+
+
+def local_batch_size(args: argparse.Namespace, num_processes: int) -> int:
+    """The batch of one process: ``--train_batch_size`` is the global batch, split evenly over the processes."""
+    if args.train_batch_size % num_processes:
+        raise ValueError(
+            f"--train_batch_size ({args.train_batch_size}) must be divisible by the number of processes "
+            f"({num_processes}): it is the global batch."
+        )
+    return args.train_batch_size // num_processes
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """A short SHA-256 of the model's weights: equal on every process of a data-parallel run."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def tracker_config(args: argparse.Namespace) -> dict:
+    """The arguments as tracker hyper-parameters (scalars and strings only; no token)."""
+
+    def scalar(value):
+        if isinstance(value, list | tuple):
+            return " ".join(map(str, value))
+        return "none" if value is None else value
+
+    return {key: scalar(value) for key, value in vars(args).items() if key != "hub_token"}
+
+
+def log_run(
+    args: argparse.Namespace,
+    pyramid: Pyramid,
+    num_processes: int,
+    local_batch: int,
+    denoiser: torch.nn.Module,
+    step: int,
+) -> None:
+    logger.info("***** Running training *****")
+    logger.info(f"  Training image = {args.image_path} -> {pyramid.num_scales} scales {pyramid.sizes} (w, h)")
+    logger.info(f"  Num processes = {num_processes}")
+    logger.info(f"  Total batch size = {args.train_batch_size} ({local_batch} per process)")
+    logger.info(f"  Total optimization steps = {args.max_train_steps} (starting at {step})")
+    logger.info(f"  Denoiser parameters = {sum(p.numel() for p in denoiser.parameters()):,} (dim {args.dim})")
+
+
+def main(args: argparse.Namespace) -> SinDDMPipeline:
+    """Train (or resume) and leave ``args.output_dir`` a ready pipeline of the EMA weights; return that pipeline."""
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    # The depthwise conv's weight gradient differs from its bucket view only in the stride of a size-1 dimension.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    image = load_training_image(args.image_path)
+    pyramid = build_pyramid(image, max_pixels=args.max_pixels, scale_factor=args.scale_factor)
+
+    accelerator = make_accelerator(args)
+    num_processes = accelerator.num_processes
+    local_batch = local_batch_size(args, num_processes)
+    checkpoint = prepare_output_dir(args, accelerator)
+
+    torch.manual_seed(args.seed)  # same initial weights on every process
+    denoiser = SinDDMModel(dim=args.dim)
+    scheduler = SinDDMScheduler.from_pyramid(pyramid, num_train_timesteps=args.num_train_timesteps)
+    stored_pyramid = SinDDMPyramid.from_pyramid(pyramid)
+    data = TrainingData.from_pyramid(pyramid, device=accelerator.device)
+
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=args.learning_rate)
+    lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_milestones, gamma=args.lr_gamma)
+    denoiser, optimizer, lr_scheduler = accelerator.prepare(denoiser, optimizer, lr_scheduler)
+    ema = EMA(accelerator.unwrap_model(denoiser), args.ema_decay, args.ema_start, args.ema_update_every)
+    # The scale of a step is the same on every process; timesteps, noise and crops differ per process.
+    scale_rng = GeneratorState(args.seed)
+    noise_rng = StepSeededGenerator(args.seed, accelerator.process_index)
+    accelerator.register_for_checkpointing(ema, scale_rng, noise_rng)
+    pipeline = SinDDMPipeline(denoiser=ema.model, scheduler=scheduler, pyramid=stored_pyramid)  # EMA, updated in place
+
+    global_step, losses = 0, []
+    if checkpoint is not None:
+        accelerator.print(f"Resuming from {checkpoint}")
+        accelerator.load_state(checkpoint)
+        global_step = checkpoint_step(checkpoint)
+        losses = resumed_loss_log(checkpoint, args.output_dir)
+
+    if accelerator.is_main_process:
+        accelerator.init_trackers("train_sinddm", config=tracker_config(args))
+        log_run(args, pyramid, num_processes, local_batch, denoiser, global_step)
+
+    from tqdm.auto import tqdm
+
+    progress = tqdm(
+        total=args.max_train_steps, initial=global_step, disable=not accelerator.is_local_main_process, desc="Steps"
+    )
+    denoiser.train()
+    start_time, start_step = time.time(), global_step
+    while global_step < args.max_train_steps:
+        scale = int(torch.randint(0, pyramid.num_scales, (1,), generator=scale_rng.generator))
+        generator = noise_rng.at_step(global_step)
+        x, blurry = data.batch(scale, local_batch, args.crop_size, generator=generator)
+        with accelerator.autocast():
+            loss = training_loss(denoiser, scheduler, x, blurry, scale, generator=generator)
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.step(accelerator.unwrap_model(denoiser), global_step)
+        lr_scheduler.step()
+        global_step += 1
+
+        loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
+        losses.append((global_step, loss_value))
+        rate = (global_step - start_step) / max(time.time() - start_time, 1e-9)
+        progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}", steps_s=f"{rate:.2f}")
+        progress.update(1)
+        accelerator.log({"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0], "scale": scale}, step=global_step)
+
+        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+            save_checkpoint(accelerator, args, global_step, losses, pipeline)
+        if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
+            _save_validation_grid(pipeline, args, global_step)
+    progress.close()
+
+    digest = weights_digest(accelerator.unwrap_model(denoiser))
+    logger.info(f"Process {accelerator.process_index}: final denoiser weights sha256 {digest}")
+    if accelerator.is_main_process:
+        _save_final_outputs(pipeline, losses, args)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return pipeline
+
+
+def _save_final_outputs(pipeline: SinDDMPipeline, losses: list[tuple[int, float]], args: argparse.Namespace) -> None:
+    save_pipeline(pipeline, args.output_dir)
+    write_loss_log(args.output_dir, losses)
+    _save_loss_curve(args.output_dir, losses)
+    with open(os.path.join(args.output_dir, "training_args.json"), "w") as f:
+        json.dump({k: v for k, v in vars(args).items() if k != "hub_token"}, f, indent=2)
+    logger.info(f"Saved the pipeline (EMA weights) to {args.output_dir}")
+    if args.push_to_hub:
+        from sinddm_pipeline.hub import push_training_output
+
+        push_training_output(args)
+
+
+def _save_loss_curve(output_dir: str, losses: list[tuple[int, float]]) -> None:
+    from sinddm_pipeline.plots import loss_curve_image
+
+    if losses:
+        loss_curve_image(losses).save(os.path.join(output_dir, "loss_curve.png"))
+
+
+def _save_validation_grid(pipeline: SinDDMPipeline, args: argparse.Namespace, step: int) -> None:
+    from sinddm_pipeline.plots import image_grid
+
+    pipeline.set_progress_bar_config(disable=True)
+    images = pipeline(batch_size=4, generator=torch.Generator().manual_seed(args.seed)).images
+    folder = os.path.join(args.output_dir, "validation")
+    os.makedirs(folder, exist_ok=True)
+    image_grid(images, columns=4).save(os.path.join(folder, f"samples-{step:07d}.png"))
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Run as a script: a bad input (missing or unreadable image, image too small, occupied output folder, ...)
+    prints one ``error: ...`` line and returns 2 instead of a traceback."""
+    args = parse_args(argv)
+    try:
+        main(args)
+    except (ValueError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
