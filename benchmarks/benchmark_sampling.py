@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     for batch in args.batch_sizes:
         generator = torch.Generator(device).manual_seed(0)
         times = time_call(
-            lambda b=batch: pipe(batch_size=b, generator=generator, output_type="pt"), device, args.repeats
+            lambda b=batch, g=generator: pipe(batch_size=b, generator=g, output_type="pt"), device, args.repeats
         )
         best, median = min(times), float(np.median(times))
         rows.append([str(batch), f"{best:.3f}", f"{median:.3f}", f"{batch / best:.2f}", peak_memory_mb(device)])
