@@ -122,6 +122,7 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         self.posterior_mean_coef1 = f32(betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod))
         self.posterior_mean_coef2 = f32((1.0 - alphas_cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - alphas_cumprod))
         self.sigmas = sigmas
+        self._alphas_cumprod64 = alphas_cumprod
         # gammas[i - 1] belongs to scale i; computed in float64, stored as float32 like the reference.
         # A loss of 0 (a flat image) is floored so that gamma is 1, not nan.
         losses = np.maximum(np.array(rescale_losses, dtype=np.float64), 1e-12)
@@ -133,6 +134,7 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         self.init_noise_sigma = 1.0
         self.current_scale = 0
         self.timesteps = torch.arange(T - 1, -1, -1)
+        self._next_timestep: dict[int, int] = {}
 
     @classmethod
     def from_pyramid(cls, pyramid: Pyramid, **kwargs) -> SinDDMScheduler:
@@ -215,20 +217,55 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
     # sampling side
 
     def set_timesteps(
-        self, scale: int = 0, start_timestep: int | None = None, device: str | torch.device | None = None
+        self,
+        scale: int = 0,
+        start_timestep: int | None = None,
+        num_inference_steps: int | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
         """Prepare the denoising loop of one scale: ``timesteps`` = start - 1, ..., 0.
 
         The sample entering the loop is noised to ``start_timestep`` (scale 0: pure noise, start = T; scale i:
-        t_i by default).
+        t_i by default). ``num_inference_steps`` (a speed-up, off by default) keeps at most that many of those
+        timesteps, evenly spaced and always including start - 1 and 0; `step` then jumps between them (respaced
+        DDPM at scale 0, a strided reblurring step above). ``None`` or a count >= start runs every step (exact).
         """
         if not 0 <= scale < self.num_scales:
             raise ValueError(f"scale must be in [0, {self.num_scales - 1}], got {scale}.")
         start = self.start_timesteps[scale] if start_timestep is None else int(start_timestep)
         if not 1 <= start <= self.config.num_train_timesteps:
             raise ValueError(f"start_timestep must be in [1, {self.config.num_train_timesteps}], got {start}.")
+        if num_inference_steps is not None and (
+            isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2
+        ):
+            raise ValueError(
+                f"num_inference_steps must be an int >= 2 (the first and the last step) or None, "
+                f"got {num_inference_steps!r}."
+            )
         self.current_scale = scale
-        self.timesteps = torch.arange(start - 1, -1, -1, device=device)
+        if num_inference_steps is None or num_inference_steps >= start:
+            steps = np.arange(start - 1, -1, -1)
+        else:
+            steps = np.unique(np.round(np.linspace(0, start - 1, num_inference_steps)).astype(np.int64))[::-1]
+        self.timesteps = torch.from_numpy(steps.copy()).to(device)
+        self._next_timestep = {int(a): int(b) for a, b in zip(steps[:-1], steps[1:], strict=True)}
+
+    def previous_timestep(self, timestep: int) -> int:
+        """The timestep the step from ``timestep`` lands on: the next one set by `set_timesteps`, else t - 1."""
+        return self._next_timestep.get(int(timestep), int(timestep) - 1)
+
+    def _ddpm_coefficients(self, t: int, prev_t: int) -> tuple[float, float, float]:
+        """(c1, c2, std) of q(x_prev | x_t, x0): the stored float32 arrays for prev = t - 1 (exact), else the
+        respaced process between alphā_t and alphā_prev (float64)."""
+        if prev_t == t - 1:
+            std = math.exp(0.5 * float(self.posterior_log_variance_clipped[t]))
+            return float(self.posterior_mean_coef1[t]), float(self.posterior_mean_coef2[t]), std
+        a_t, a_prev = self._alphas_cumprod64[t], self._alphas_cumprod64[prev_t]
+        beta = 1.0 - a_t / a_prev
+        c1 = beta * math.sqrt(a_prev) / (1.0 - a_t)
+        c2 = (1.0 - a_prev) * math.sqrt(1.0 - beta) / (1.0 - a_t)
+        variance = max(beta * (1.0 - a_prev) / (1.0 - a_t), 1e-20)
+        return c1, c2, math.sqrt(variance)
 
     def predict_original_sample(self, model_output: torch.Tensor, timestep: int, sample: torch.Tensor) -> torch.Tensor:
         """x0 = sqrt(1/alphā_t)·x_t - sqrt(1/alphā_t - 1)·eps (not clamped)."""
@@ -260,7 +297,7 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
 
         Args:
             model_output: the predicted noise eps.
-            timestep: the current t.
+            timestep: the current t; the step lands on the next timestep of `set_timesteps` (t - 1 unless strided).
             sample: x_t.
             scale: the pyramid scale (defaults to the one of the last `set_timesteps`).
             blurry_sample: the up-sampled previous scale (needed with reblurring at scales > 0).
@@ -277,23 +314,27 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         clip = self.config.clip_sample
         x0 = self.predict_original_sample(model_output, t, sample)
 
+        prev_t = self.previous_timestep(t)
+
         if scale == 0 or not reblurring:
             pred = x0 if pred_original_sample is None else pred_original_sample
             if clip:
                 pred = pred.clamp(-1.0, 1.0)
-            prev = float(self.posterior_mean_coef1[t]) * pred + float(self.posterior_mean_coef2[t]) * sample
             if t > 0:
+                c1, c2, std = self._ddpm_coefficients(t, prev_t)
                 if variance_noise is None:
                     variance_noise = randn_tensor(
                         sample.shape, generator=generator, device=sample.device, dtype=sample.dtype
                     )
-                prev = prev + math.exp(0.5 * float(self.posterior_log_variance_clipped[t])) * variance_noise
+                prev = c1 * pred + c2 * sample + std * variance_noise
+            else:
+                prev = float(self.posterior_mean_coef1[0]) * pred + float(self.posterior_mean_coef2[0]) * sample
         else:
             if blurry_sample is None:
                 raise ValueError(f"blurry_sample is required for the reblurring step at scale {scale} > 0.")
             pred = self.deblur(x0, blurry_sample, t, scale) if pred_original_sample is None else pred_original_sample
             if t > 0:
-                g_prev = self.gamma(scale, t - 1)
+                g_prev = self.gamma(scale, prev_t)
                 target = g_prev * blurry_sample + (1 - g_prev) * pred
                 if clip:
                     target, x0 = target.clamp(-1.0, 1.0), x0.clamp(-1.0, 1.0)
@@ -302,8 +343,8 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
                     self.sqrt_one_minus_alphas_cumprod[t]
                 )
                 prev = (
-                    float(self.sqrt_alphas_cumprod[t - 1]) * target
-                    + math.sqrt(1.0 - float(self.alphas_cumprod[t - 1])) * direction
+                    float(self.sqrt_alphas_cumprod[prev_t]) * target
+                    + math.sqrt(1.0 - float(self.alphas_cumprod[prev_t])) * direction
                 )
             else:
                 prev = pred.clamp(-1.0, 1.0) if clip else pred

@@ -1,5 +1,6 @@
 """The multi-scale scheduler (SPEC §2, §4, §5) against the official implementation's vectors."""
 
+import numpy as np
 import pytest
 import torch
 from conftest import shared_path
@@ -124,3 +125,48 @@ def test_a_flat_image_gives_a_usable_schedule():
     scheduler = SinDDMScheduler(scale_sizes=[[48, 64], [67, 90]], rescale_losses=[0.0])
     assert scheduler.start_timesteps == [100, 1]
     assert torch.all(scheduler.gammas == 1)
+
+
+def test_strided_timesteps_are_evenly_spaced_and_keep_both_ends():
+    scheduler = _tiny_scheduler()
+    scheduler.set_timesteps(scale=0, num_inference_steps=10)
+    assert scheduler.timesteps.tolist() == [99, 88, 77, 66, 55, 44, 33, 22, 11, 0]
+    assert scheduler.previous_timestep(99) == 88 and scheduler.previous_timestep(0) == -1
+    scheduler.set_timesteps(scale=1, num_inference_steps=1000)  # more than there are: the exact loop
+    assert scheduler.timesteps.tolist() == list(range(scheduler.start_timesteps[1] - 1, -1, -1))
+    for bad in (0, 1, 2.5, True):
+        with pytest.raises(ValueError, match="num_inference_steps"):
+            scheduler.set_timesteps(scale=0, num_inference_steps=bad)
+
+
+def test_respaced_ddpm_coefficients_reduce_to_the_exact_ones_for_single_steps():
+    scheduler = _tiny_scheduler()
+    a = scheduler._alphas_cumprod64
+    for t in (1, 30, 98):
+        beta = 1 - a[t] / a[t - 1]
+        c1 = beta * np.sqrt(a[t - 1]) / (1 - a[t])
+        assert c1 == pytest.approx(float(scheduler.posterior_mean_coef1[t]), rel=1e-5)
+    # a jump of two steps composes the two alphas
+    c1, c2, std = scheduler._ddpm_coefficients(50, 48)
+    beta = 1 - a[50] / a[48]
+    assert c1 == pytest.approx(beta * np.sqrt(a[48]) / (1 - a[50]))
+    assert std == pytest.approx(np.sqrt(beta * (1 - a[48]) / (1 - a[50])))
+
+
+def test_strided_reblurring_step_lands_on_the_next_timestep():
+    scheduler = _tiny_scheduler()
+    scheduler.set_timesteps(scale=1, num_inference_steps=5)
+    t, prev_t = 38, scheduler.previous_timestep(38)
+    assert prev_t == 26
+    torch.manual_seed(0)
+    eps, x, blurry = torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8), torch.rand(1, 3, 8, 8) * 2 - 1
+    out = scheduler.step(eps, t, x, scale=1, blurry_sample=blurry).prev_sample
+    x0 = scheduler.predict_original_sample(eps, t, x)
+    d = scheduler.deblur(x0, blurry, t, 1)
+    g = scheduler.gamma(1, prev_t)
+    target = (g * blurry + (1 - g) * d).clamp(-1, 1)
+    direction = (x - scheduler.sqrt_alphas_cumprod[t] * x0.clamp(-1, 1)) / scheduler.sqrt_one_minus_alphas_cumprod[t]
+    expected = (
+        scheduler.sqrt_alphas_cumprod[prev_t] * target + (1 - scheduler.alphas_cumprod[prev_t]).sqrt() * direction
+    )
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
