@@ -1,6 +1,10 @@
-"""SinDDMPipeline: random generation and retargeting, coarse to fine (SPEC §5)."""
+"""SinDDMPipeline: random generation, retargeting and ROI-guided generation, coarse to fine (SPEC §5, §6)."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -12,9 +16,40 @@ from PIL import Image
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
 from .retargeting import Stage, plan_stages
+from .roi import ROIGuidance, check_roi_arguments
 from .scheduling_sinddm import SinDDMScheduler
 
 OUTPUT_TYPES = ("pil", "np", "pt")
+
+logger = logging.getLogger(__name__)
+
+
+def check_components(scheduler: SinDDMScheduler, pyramid: SinDDMPyramid) -> None:
+    """Refuse a pyramid and a scheduler that describe different scales (both SinDDM pipelines share this)."""
+    if pyramid.config.scale_sizes != scheduler.config.scale_sizes:
+        raise ValueError(
+            "The pyramid and the scheduler describe different scales: "
+            f"{pyramid.config.scale_sizes} vs {scheduler.config.scale_sizes}."
+        )
+
+
+class _DropEmptyFp32Warning(logging.Filter):
+    """diffusers' ModelMixin.to(dtype) warns "modules ... should be kept in float32: []" even when the list is empty."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "should be kept in float32: []" not in record.getMessage()
+
+
+@contextmanager
+def quiet_empty_fp32_warning():
+    """Silence that spurious warning (emitted by `DiffusionPipeline.from_pipe`, which casts every model)."""
+    target = logging.getLogger("diffusers.models.modeling_utils")
+    log_filter = _DropEmptyFp32Warning()
+    target.addFilter(log_filter)
+    try:
+        yield
+    finally:
+        target.removeFilter(log_filter)
 
 
 def postprocess(images: torch.Tensor, output_type: str) -> list[Image.Image] | np.ndarray | torch.Tensor:
@@ -41,12 +76,16 @@ class SinDDMPipeline(DiffusionPipeline):
 
     def __init__(self, denoiser: SinDDMModel, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid):
         super().__init__()
-        if pyramid.config.scale_sizes != scheduler.config.scale_sizes:
-            raise ValueError(
-                "The pyramid and the scheduler describe different scales: "
-                f"{pyramid.config.scale_sizes} vs {scheduler.config.scale_sizes}."
-            )
+        check_components(scheduler, pyramid)
         self.register_modules(denoiser=denoiser, scheduler=scheduler, pyramid=pyramid)
+
+    @classmethod
+    def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> DiffusionPipeline:
+        """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
+        e.g. ``SinDDMPipeline.from_pipe(img2img_pipe)``. Note that diffusers casts the models to ``torch_dtype``
+        (float32 unless given)."""
+        with quiet_empty_fp32_warning():
+            return super().from_pipe(pipeline, **kwargs)
 
     def check_inputs(self, batch_size: int, output_type: str) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -72,17 +111,54 @@ class SinDDMPipeline(DiffusionPipeline):
         blurry: torch.Tensor | None,
         generator: torch.Generator | list[torch.Generator] | None,
         progress_bar=None,
+        guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Run the denoising loop of one stage on ``sample`` (already noised to the stage's start timestep)."""
+        """Run the denoising loop of one stage on ``sample`` (already noised to the stage's start timestep).
+
+        ``guidance``, when given, edits every clean-image estimate (at scales > 0 with reblurring: the deblurred
+        one) before the step uses it (ROI-guided generation).
+        """
         self.scheduler.set_timesteps(scale=stage.scale, device=sample.device)
         for t in self.scheduler.timesteps:
             noise_pred = self.denoiser(sample, t, stage.scale).sample
+            pred = None
+            if guidance is not None:
+                pred = self.scheduler.predict_original_sample(noise_pred, t, sample)
+                if stage.scale > 0 and self.scheduler.config.reblurring:
+                    pred = self.scheduler.deblur(pred, blurry, t, stage.scale)
+                pred = guidance(pred)
             sample = self.scheduler.step(
-                noise_pred, t, sample, scale=stage.scale, blurry_sample=blurry, generator=generator
+                noise_pred,
+                t,
+                sample,
+                scale=stage.scale,
+                blurry_sample=blurry,
+                pred_original_sample=pred,
+                generator=generator,
             ).prev_sample
             if progress_bar is not None:
                 progress_bar.update()
         return sample
+
+    def prepare_roi(
+        self,
+        roi_source_box: Sequence[int] | None,
+        roi_target_boxes: Sequence[Sequence[int]] | None,
+        stages: list[Stage],
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> ROIGuidance | None:
+        """Check the ROI arguments of `__call__` against the training image and the output size of ``stages``, and
+        prepare the source patch of every scale; ``None`` without ROI arguments."""
+        checked = check_roi_arguments(
+            roi_source_box, roi_target_boxes, tuple(self.scheduler.config.scale_sizes[-1]), stages[-1].size
+        )
+        if checked is None:
+            return None
+        if self.scheduler.num_scales == 1:
+            logger.warning("This model has a single scale: ROI guidance acts at the coarser scales only, so it is off.")
+        images = [self.pyramid.image(index).to(device=device, dtype=dtype) for index in range(self.pyramid.num_scales)]
+        return ROIGuidance.build(*checked, images, self.scheduler.config.scale_factor, stages)
 
     def num_steps(self, stages: list[Stage]) -> int:
         """Total denoising steps of a generation over these stages."""
@@ -100,6 +176,8 @@ class SinDDMPipeline(DiffusionPipeline):
         width: int | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        roi_source_box: Sequence[int] | None = None,
+        roi_target_boxes: Sequence[Sequence[int]] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""Generate new images, coarse to fine.
 
@@ -112,6 +190,12 @@ class SinDDMPipeline(DiffusionPipeline):
                 size adds extra scales (more detail), the rest is retargeting. One alone keeps the other side.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (NHWC in [0, 1]) or `"pt"` (NCHW in [0, 1]).
             return_dict (`bool`, defaults to `True`): return an [`~pipelines.ImagePipelineOutput`], else a tuple.
+            roi_source_box (`(y, x, h, w)`, *optional*): ROI-guided generation: a box of the training image (its
+                finest scale, in pixels: top row, left column, height, width) to copy into ``roi_target_boxes``.
+            roi_target_boxes (list of `(y, x, h, w)`, *optional*): where the source region should appear, in pixels
+                of the output image. At every scale but the finest, each clean-image estimate gets, inside every
+                target box, 0.8 · the source patch (at that scale, resized to the box) + 0.2 · the estimate; the
+                finest scale blends it in (SPEC §6). Give both ROI arguments or neither.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.
@@ -124,21 +208,29 @@ class SinDDMPipeline(DiffusionPipeline):
             >>> image = pipe(generator=generator).images[0]                    # like the training image
             >>> wide = pipe(width_scale=2.0, generator=generator).images[0]   # retargeted: twice as wide
             >>> large = pipe(height=2 * image.height, width=2 * image.width).images[0]  # 2x, extra scales
+            >>> # ROI: the training image's region at rows 40-79, columns 60-109 appears twice, side by side
+            >>> roi = pipe(roi_source_box=(40, 60, 40, 50), roi_target_boxes=[(100, 10, 40, 50), (100, 150, 40, 50)])
             ```
         """
         self.check_inputs(batch_size, output_type)
         stages = self.plan(height_scale, width_scale, height, width)
         device = self._execution_device
         dtype = self.denoiser.dtype
+        roi = self.prepare_roi(roi_source_box, roi_target_boxes, stages, device, dtype)
+
+        def guidance(index: int, stage: Stage) -> Callable[[torch.Tensor], torch.Tensor] | None:
+            if roi is None or not roi.guides(index):
+                return None
+            return lambda estimate: roi.apply(estimate, index, stage.scale)
 
         sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
         with self.progress_bar(total=self.num_steps(stages)) as progress_bar:
-            sample = self.denoise_stage(sample, stages[0], None, generator, progress_bar)
-            for stage in stages[1:]:
+            sample = self.denoise_stage(sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]))
+            for index, stage in enumerate(stages[1:], start=1):
                 blurry = F.interpolate(sample, size=stage.size, mode="bilinear", align_corners=False)
                 noise = randn_tensor(blurry.shape, generator=generator, device=device, dtype=dtype)
                 sample = self.scheduler.add_noise(blurry, noise, self.scheduler.start_timesteps[stage.scale])
-                sample = self.denoise_stage(sample, stage, blurry, generator, progress_bar)
+                sample = self.denoise_stage(sample, stage, blurry, generator, progress_bar, guidance(index, stage))
 
         images = postprocess(sample, output_type)
         self.maybe_free_model_hooks()

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from sinddm_pipeline import SinDDMModel, SinDDMPipeline, SinDDMPyramid, SinDDMScheduler
-from sinddm_pipeline.pyramid import build_pyramid
+from sinddm_pipeline.pyramid import build_pyramid, pil_to_tensor
+from sinddm_pipeline.training import TrainingData, training_loss
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
@@ -51,6 +52,27 @@ def tiny_pipeline(image: Image.Image | None = None, dim: int = 8, seed: int = 0)
         pyramid=SinDDMPyramid.from_pyramid(pyramid),
     )
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def train_tiny(pipe, steps, scales, batch_size=8, crop_size=48, lr=3e-3, seed=0):
+    """A few hundred Adam steps of the SinDDM loss on ``scales`` of the pipeline's own pyramid (seconds on a CPU)."""
+    pyramid = pipe.pyramid
+    data = TrainingData(
+        images=[pyramid.image(i) for i in range(pyramid.num_scales)],
+        blurry=[None] + [pil_to_tensor(pyramid.blurry_pil(i)) for i in range(1, pyramid.num_scales)],
+    )
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(pipe.denoiser.parameters(), lr=lr)
+    pipe.denoiser.train()
+    for step in range(steps):
+        scale = scales[step % len(scales)]
+        x, blurry = data.batch(scale, batch_size, crop_size, generator=generator)
+        loss = training_loss(pipe.denoiser, pipe.scheduler, x, blurry, scale, generator=generator)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    pipe.denoiser.eval()
     return pipe
 
 
