@@ -13,6 +13,11 @@ MODULES = [
     "sinddm_pipeline.modeling_pyramid",
     "sinddm_pipeline.scheduling_sinddm",
     "sinddm_pipeline.training",
+    "sinddm_pipeline.metrics.common",
+    "sinddm_pipeline.metrics.diversity",
+    "sinddm_pipeline.metrics.features",
+    "sinddm_pipeline.metrics.patches",
+    "sinddm_pipeline.evaluate",
 ]
 FENCE = re.compile(r"^\s*```\w*\s*$", re.MULTILINE)
 
