@@ -112,13 +112,14 @@ class SinDDMPipeline(DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None,
         progress_bar=None,
         guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        num_inference_steps: int | None = None,
     ) -> torch.Tensor:
         """Run the denoising loop of one stage on ``sample`` (already noised to the stage's start timestep).
 
         ``guidance``, when given, edits every clean-image estimate (at scales > 0 with reblurring: the deblurred
         one) before the step uses it (ROI-guided generation).
         """
-        self.scheduler.set_timesteps(scale=stage.scale, device=sample.device)
+        self.scheduler.set_timesteps(scale=stage.scale, num_inference_steps=num_inference_steps, device=sample.device)
         for t in self.scheduler.timesteps:
             noise_pred = self.denoiser(sample, t, stage.scale).sample
             pred = None
@@ -160,10 +161,10 @@ class SinDDMPipeline(DiffusionPipeline):
         images = [self.pyramid.image(index).to(device=device, dtype=dtype) for index in range(self.pyramid.num_scales)]
         return ROIGuidance.build(*checked, images, self.scheduler.config.scale_factor, stages)
 
-    def num_steps(self, stages: list[Stage]) -> int:
-        """Total denoising steps of a generation over these stages."""
-        starts = self.scheduler.start_timesteps
-        return sum(starts[stage.scale] for stage in stages)
+    def num_steps(self, stages: list[Stage], num_inference_steps: int | None = None) -> int:
+        """Total denoising steps of a generation over these stages (at most ``num_inference_steps`` per stage)."""
+        starts = [self.scheduler.start_timesteps[stage.scale] for stage in stages]
+        return sum(start if num_inference_steps is None else min(start, num_inference_steps) for start in starts)
 
     @torch.no_grad()
     def __call__(
@@ -178,6 +179,7 @@ class SinDDMPipeline(DiffusionPipeline):
         return_dict: bool = True,
         roi_source_box: Sequence[int] | None = None,
         roi_target_boxes: Sequence[Sequence[int]] | None = None,
+        num_inference_steps: int | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""Generate new images, coarse to fine.
 
@@ -196,6 +198,9 @@ class SinDDMPipeline(DiffusionPipeline):
                 of the output image. At every scale but the finest, each clean-image estimate gets, inside every
                 target box, 0.8 · the source patch (at that scale, resized to the box) + 0.2 · the estimate; the
                 finest scale blends it in (SPEC §6). Give both ROI arguments or neither.
+            num_inference_steps (`int`, *optional*): a speed-up, off by default: run at most this many (>= 2) evenly
+                spaced denoising steps per scale instead of all of them (100 at the coarsest, t_i above), with the
+                respaced DDPM step at scale 0 and a strided reblurring step above. ``None`` is the exact reference.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.
@@ -213,6 +218,10 @@ class SinDDMPipeline(DiffusionPipeline):
             ```
         """
         self.check_inputs(batch_size, output_type)
+        if num_inference_steps is not None and (
+            isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2
+        ):
+            raise ValueError(f"num_inference_steps must be an int >= 2 or None (exact), got {num_inference_steps!r}.")
         stages = self.plan(height_scale, width_scale, height, width)
         device = self._execution_device
         dtype = self.denoiser.dtype
@@ -224,13 +233,16 @@ class SinDDMPipeline(DiffusionPipeline):
             return lambda estimate: roi.apply(estimate, index, stage.scale)
 
         sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
-        with self.progress_bar(total=self.num_steps(stages)) as progress_bar:
-            sample = self.denoise_stage(sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]))
+        steps = num_inference_steps
+        with self.progress_bar(total=self.num_steps(stages, steps)) as progress_bar:
+            sample = self.denoise_stage(sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]), steps)
             for index, stage in enumerate(stages[1:], start=1):
                 blurry = F.interpolate(sample, size=stage.size, mode="bilinear", align_corners=False)
                 noise = randn_tensor(blurry.shape, generator=generator, device=device, dtype=dtype)
                 sample = self.scheduler.add_noise(blurry, noise, self.scheduler.start_timesteps[stage.scale])
-                sample = self.denoise_stage(sample, stage, blurry, generator, progress_bar, guidance(index, stage))
+                sample = self.denoise_stage(
+                    sample, stage, blurry, generator, progress_bar, guidance(index, stage), steps
+                )
 
         images = postprocess(sample, output_type)
         self.maybe_free_model_hooks()

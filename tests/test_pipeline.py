@@ -150,3 +150,21 @@ def test_runs_on_cuda(tiny_pipe):
     tiny_pipe.to("cuda")
     images = tiny_pipe(generator=torch.Generator("cuda").manual_seed(0), output_type="pt").images
     assert images.device.type == "cuda"
+
+
+def test_num_inference_steps_covering_every_step_is_the_exact_path(tiny_pipe):
+    exact = generate(tiny_pipe, 4)
+    np.testing.assert_array_equal(generate(tiny_pipe, 4, num_inference_steps=1000), exact)
+
+
+def test_fewer_inference_steps_are_seeded_and_run_fewer_steps(tiny_pipe):
+    fast = generate(tiny_pipe, 4, num_inference_steps=10)
+    np.testing.assert_array_equal(fast, generate(tiny_pipe, 4, num_inference_steps=10))
+    assert fast.shape == generate(tiny_pipe, 4).shape
+    assert tiny_pipe.num_steps(tiny_pipe.plan(), 10) == 20 < tiny_pipe.num_steps(tiny_pipe.plan())
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2.5, True])
+def test_bad_num_inference_steps_is_refused(tiny_pipe, steps):
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        tiny_pipe(num_inference_steps=steps)
