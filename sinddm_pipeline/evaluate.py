@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--weights_cache", default=None, help="Cache folder for converted weights.")
     parser.add_argument("--vgg_layer", default="relu2_2", help="The VGG16 layer of SIFID-VGG.")
+    parser.add_argument(
+        "--num_inference_steps", type=int, default=None, help="Strided sampling (default: the exact path)."
+    )
     parser.add_argument("--output_json", default=None, help="Where to write the results (never overwritten).")
     args = parser.parse_args(argv)
     if args.num_samples < 2 or args.batch_size < 1:
@@ -116,14 +119,18 @@ class MetricSuite:
 
 
 def generate_samples(
-    pipe: SinDDMPipeline, num_samples: int, batch_size: int, generator: torch.Generator
+    pipe: SinDDMPipeline, num_samples: int, batch_size: int, generator: torch.Generator, **pipe_kwargs
 ) -> torch.Tensor:
-    """``num_samples`` images as an (N, 3, H, W) CPU tensor in [0, 1], quantised to 8 bits like saved PNGs."""
+    """``num_samples`` images as an (N, 3, H, W) CPU tensor in [0, 1], quantised to 8 bits like saved PNGs.
+
+    ``pipe_kwargs`` go to the pipeline call (e.g. ``num_inference_steps``).
+    """
     pipe.set_progress_bar_config(leave=False, desc="denoising steps", position=1)
     batches = []
     with tqdm(total=num_samples, desc="samples", unit="sample", position=0) as progress:
         while (done := sum(len(batch) for batch in batches)) < num_samples:
-            batch = pipe(batch_size=min(batch_size, num_samples - done), generator=generator, output_type="pt")
+            size = min(batch_size, num_samples - done)
+            batch = pipe(batch_size=size, generator=generator, output_type="pt", **pipe_kwargs)
             batches.append((batch.images.float().cpu() * 255).round() / 255)
             progress.update(len(batches[-1]))
     return torch.cat(batches)
@@ -162,7 +169,9 @@ def main(argv: list[str] | None = None) -> dict:
     pipe = SinDDMPipeline.from_pretrained(args.model).to(args.device)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     start = time.time()
-    samples = generate_samples(pipe, args.num_samples, args.batch_size, generator)
+    samples = generate_samples(
+        pipe, args.num_samples, args.batch_size, generator, num_inference_steps=args.num_inference_steps
+    )
     generation_s = time.time() - start
     size = (samples.shape[-1], samples.shape[-2])
     reference, reference_note = reference_image(pipe, args.image, size)

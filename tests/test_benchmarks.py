@@ -11,7 +11,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 @pytest.mark.parametrize(
     ("script", "expected"),
-    [("benchmark_sampling.py", "images/s"), ("benchmark_training.py", "ms/step")],
+    [
+        ("benchmark_sampling.py", "images/s"),
+        ("benchmark_training.py", "ms/step"),
+        ("benchmark_fast_sampling.py", "speed-up"),
+    ],
 )
 def test_benchmark_quick_mode_prints_a_table(script, expected):
     result = subprocess.run(
