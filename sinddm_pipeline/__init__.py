@@ -8,7 +8,12 @@ from .scheduling_sinddm import SinDDMScheduler, SinDDMSchedulerOutput
 
 __version__ = "0.1.0"
 
+# The CLIP pipeline imports transformers, which takes seconds: it is imported on first use.
+_LAZY = {"SinDDMCLIPPipeline": "pipeline_sinddm_clip", "SinDDMCLIPPipelineOutput": "pipeline_sinddm_clip"}
+
 __all__ = [
+    "SinDDMCLIPPipeline",
+    "SinDDMCLIPPipelineOutput",
     "SinDDMImg2ImgPipeline",
     "SinDDMModel",
     "SinDDMModelOutput",
@@ -17,3 +22,11 @@ __all__ = [
     "SinDDMScheduler",
     "SinDDMSchedulerOutput",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

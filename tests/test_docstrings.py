@@ -18,6 +18,8 @@ MODULES = [
     "sinddm_pipeline.metrics.features",
     "sinddm_pipeline.metrics.patches",
     "sinddm_pipeline.evaluate",
+    "sinddm_pipeline.augmentations",
+    "sinddm_pipeline.clip_guidance",
 ]
 FENCE = re.compile(r"^\s*```\w*\s*$", re.MULTILINE)
 
