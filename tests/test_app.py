@@ -1,41 +1,265 @@
-"""The Gradio app's generate endpoint, called as a script would (gradio_client), on a tiny saved model."""
+"""The Gradio app's endpoints, called as a script would (gradio_client), on tiny saved models.
 
+One app is launched for the module on a free local port; every task's endpoint (generate, text_edit with a tiny
+random CLIP folder, harmonize, style_transfer, roi_generate, train) must return valid images, two clients at once
+must both get results, and bad inputs must come back as readable messages (gr.Error), not tracebacks.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import numpy as np
 import pytest
 
 gr = pytest.importorskip("gradio")
-from gradio_client import Client  # noqa: E402
+from conftest import synthetic_image, tiny_pipeline  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
+from test_clip import save_tiny_clip  # noqa: E402
 
 import app  # noqa: E402
+
+# generate(model, num_images, seed, width_scale, height_scale, width, height, fast, fast_steps)
+FAST = (True, 3)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny model (dim 8, 96x72 training image), a tiny CLIP folder and a few input images, as paths."""
+    root = tmp_path_factory.mktemp("app")
+    tiny_pipeline().save_pretrained(root / "model")
+    save_tiny_clip(root / "clip")
+    synthetic_image(80, 60, seed=1).save(root / "content.png")
+    mask = Image.new("L", (80, 60))
+    mask.paste(255, (30, 20, 50, 40))
+    mask.save(root / "mask.png")
+    Image.new("RGB", (5000, 4000)).save(root / "huge.png")
+    (root / "notes.txt").write_text("not an image")
+    return {name: str(root / name) for name in ("model", "clip", "content.png", "mask.png", "huge.png", "notes.txt")}
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from conftest import tiny_pipeline
-
-    folder = tmp_path_factory.mktemp("model")
-    tiny_pipeline().save_pretrained(folder)
+    app.WORK_DIR = tmp_path_factory.mktemp("app_work")  # zips and trained models go to pytest's tmp, not /tmp
     demo = app.build_demo().queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
-        yield Client(demo.local_url, verbose=False), str(folder)
+        yield Client(demo.local_url, verbose=False)
     finally:
         demo.close()
 
 
-def test_generate_returns_images(client):
-    api, model = client
-    result = api.predict(model, 2, 5, 1.5, 1.0, api_name="/generate")
-    assert len(result) == 2
-    image = Image.open(result[0]["image"])
-    assert image.width > image.height  # width_scale 1.5 on a 96x72 training image
+def gallery_images(result: list) -> list[Image.Image]:
+    """The PIL images of a gallery output."""
+    images = [Image.open(item["image"]) for item in result]
+    for image in images:
+        image.load()
+        assert np.asarray(image).std() > 0  # not blank
+    return images
 
 
-def test_bad_model_gives_a_readable_error(client):
-    api, _ = client
-    with pytest.raises(Exception, match="Cannot load the model"):
-        api.predict("/no/such/model", 1, 0, 1.0, 1.0, api_name="/generate")
+def test_generate_returns_images_and_a_zip(client, files):
+    gallery, download = client.predict(files["model"], 2, 5, 1.5, 1.0, 0, 0, *FAST, api_name="/generate")
+    images = gallery_images(gallery)
+    assert len(images) == 2
+    assert images[0].width > images[0].height  # width_scale 1.5 on a 96x72 training image
+    assert download.endswith(".zip")
+
+
+def test_generate_with_an_exact_size(client, files):
+    gallery, _ = client.predict(files["model"], 1, 0, 1.0, 1.0, 120, 64, *FAST, api_name="/generate")
+    assert gallery_images(gallery)[0].size == (120, 64)
+
+
+def test_text_edit_with_a_local_clip_folder(client, files):
+    images, masks = client.predict(
+        files["model"], files["clip"], "fire", "content", 0.5, 0.5, None, None, None, None, 1, 0, 1,
+        api_name="/text_edit",
+    )  # fmt: skip
+    assert gallery_images(images)[0].size == (96, 72)
+    assert len(masks) == 1
+
+
+def test_text_edit_roi_mode(client, files):
+    images, _ = client.predict(
+        files["model"], files["clip"], "fire", "roi", 0.1, 0.5, 10, 20, 16, 16, 1, 0, 1, api_name="/text_edit"
+    )
+    assert gallery_images(images)[0].size == (96, 72)
+
+
+def test_harmonize_with_an_uploaded_mask(client, files):
+    composite = {"background": handle_file(files["content.png"]), "layers": [], "composite": None}
+    gallery, note = client.predict(
+        files["model"], composite, handle_file(files["mask.png"]), 5, False, 1, 0, api_name="/harmonize"
+    )
+    assert gallery_images(gallery)[0].size == (80, 60)
+    assert note == ""
+
+
+def test_harmonize_with_a_brushed_mask():
+    """The editor's painted layer (alpha > 0) is the mask (checked on the function, as the browser sends it)."""
+    layer = Image.new("RGBA", (80, 60))
+    layer.paste((255, 0, 0, 255), (30, 20, 50, 40))
+    background, mask = app.editor_parts({"background": synthetic_image(80, 60), "layers": [layer], "composite": None})
+    assert np.asarray(mask).sum() == 255 * 20 * 20
+    assert background.size == (80, 60)
+
+
+def test_style_transfer(client, files):
+    gallery, _ = client.predict(
+        files["model"], handle_file(files["content.png"]), 5, True, 2, 0, api_name="/style_transfer"
+    )
+    assert [image.size for image in gallery_images(gallery)] == [(80, 60)] * 2
+
+
+def test_roi_generate(client, files):
+    gallery, outlined = client.predict(
+        files["model"], 10, 10, 20, 20, "5, 5, 20, 20; 40, 60, 20, 20", 1.0, 1.0, 1, 0, api_name="/roi_generate"
+    )
+    assert len(gallery_images(gallery)) == 2  # the image and the image with its target boxes outlined
+    assert Image.open(outlined).size == (96, 72)
+
+
+def test_train_then_generate_from_the_new_model(client, files):
+    samples, model_zip, curve, status, picker = client.predict(
+        handle_file(files["content.png"]), 5, 8, 2, 0, api_name="/train"
+    )
+    assert len(gallery_images(samples)) == 4
+    assert model_zip.endswith(".zip")
+    assert Image.open(curve).width > 0
+    assert "Trained 5 steps" in status
+    name = picker["value"]  # the model picker's update: the new model, selected
+    assert name.startswith("trained/") and name in picker["choices"][-1]
+    gallery, _ = client.predict(name, 1, 0, 1.0, 1.0, 0, 0, *FAST, api_name="/generate")
+    assert gallery_images(gallery)[0].size == (80, 60)
+    with pytest.raises(Exception, match="Give a Hugging Face token"):
+        client.predict(name, "user/name", "", False, api_name="/push_to_hub")
+
+
+def test_two_clients_at_once(client, files):
+    results: dict[int, list] = {}
+
+    def call(index: int) -> None:
+        other = Client(client.src, verbose=False)
+        results[index] = other.predict(files["model"], 1, index, 1.0, 1.0, 0, 0, *FAST, api_name="/generate")[0]
+
+    threads = [threading.Thread(target=call, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == [0, 1]
+    assert all(len(gallery_images(result)) == 1 for result in results.values())
+
+
+# Sliders and number boxes with bounds are checked by Gradio itself ("Value 99 is greater than maximum value 8."),
+# the rest by the app; both arrive as one readable line.
+BAD_GENERATE = [
+    (("/no/such/model", 1, 0, 1.0, 1.0, 0, 0, *FAST), "Cannot load the model"),
+    ((None, 1, 0, 1.0, 1.0, 0, 0, *FAST), "Choose a model"),
+    (("MODEL", 99, 0, 1.0, 1.0, 0, 0, *FAST), "Value 99 is greater than maximum value 8"),
+    (("MODEL", 1, -3, 1.0, 1.0, 0, 0, *FAST), "Value -3 is less than minimum value 0"),
+    (("MODEL", 1, 0, 1.0, 1.0, 5000, 0, *FAST), "Width must be a whole number between 0 and 1024"),
+    (("MODEL", 1, 0, 1.0, 1.0, 0, 0, True, 1), "Value 1 is less than minimum value 2"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), BAD_GENERATE)
+def test_bad_generate_inputs_give_readable_errors(client, files, arguments, message):
+    arguments = tuple(files["model"] if value == "MODEL" else value for value in arguments)
+    with pytest.raises(Exception, match=message) as error:
+        client.predict(*arguments, api_name="/generate")
+    assert "Traceback" not in str(error.value)
+
+
+def test_missing_clip_gives_a_readable_error(client, files):
+    with pytest.raises(Exception, match="Cannot load CLIP from '/no/clip'") as error:
+        client.predict(
+            files["model"], "/no/clip", "fire", "content", 0.5, 0.5, None, None, None, None, 1, 0, 1,
+            api_name="/text_edit",
+        )  # fmt: skip
+    assert "Traceback" not in str(error.value)
+
+
+def test_bad_text_edit_inputs(client, files):
+    base = [files["model"], files["clip"], "fire", "roi", 0.1, 0.5, None, None, None, None, 1, 0, 1]
+    with pytest.raises(Exception, match="ROI box: give all four numbers"):
+        client.predict(*base, api_name="/text_edit")
+    base[6:10] = [60, 80, 40, 40]  # outside the 72 x 96 training image
+    with pytest.raises(Exception, match="roi_box"):
+        client.predict(*base, api_name="/text_edit")
+    base[2] = "  "
+    with pytest.raises(Exception, match="Write a prompt"):
+        client.predict(*base, api_name="/text_edit")
+
+
+def test_bad_image_inputs(client, files):
+    empty = {"background": None, "layers": [], "composite": None}
+    with pytest.raises(Exception, match="Upload The composite image first"):
+        client.predict(files["model"], empty, None, 5, False, 1, 0, api_name="/harmonize")
+    composite = {"background": handle_file(files["content.png"]), "layers": [], "composite": None}
+    with pytest.raises(Exception, match="Brush over the pasted object"):
+        client.predict(files["model"], composite, None, 5, False, 1, 0, api_name="/harmonize")
+    with pytest.raises(Exception, match="Upload The content image first"):
+        client.predict(files["model"], None, 5, True, 1, 0, api_name="/style_transfer")
+    with pytest.raises(Exception, match="too large"):
+        client.predict(files["model"], handle_file(files["huge.png"]), 5, True, 1, 0, api_name="/style_transfer")
+    with pytest.raises(Exception, match="Value 500 is greater than maximum value 100"):
+        client.predict(files["model"], handle_file(files["content.png"]), 500, True, 1, 0, api_name="/style_transfer")
+    with pytest.raises(Exception, match="Upload The training image first"):
+        client.predict(None, 5, 8, 2, 0, api_name="/train")
+    with pytest.raises(Exception, match="must be even"):
+        client.predict(handle_file(files["content.png"]), 5, 7, 2, 0, api_name="/train")
+
+
+def test_wrong_file_type_gives_a_readable_error(client, files):
+    with pytest.raises(Exception, match="not an image file") as error:
+        client.predict(files["model"], handle_file(files["notes.txt"]), 5, True, 1, 0, api_name="/style_transfer")
+    assert "Traceback" not in str(error.value)
+
+
+def test_bad_roi_boxes(client, files):
+    with pytest.raises(Exception, match="is not four numbers"):
+        client.predict(files["model"], 10, 10, 20, 20, "5, 5, 20", 1.0, 1.0, 1, 0, api_name="/roi_generate")
+    with pytest.raises(Exception, match="Source box: give all four numbers"):
+        client.predict(files["model"], None, 10, 20, 20, "5, 5, 20, 20", 1.0, 1.0, 1, 0, api_name="/roi_generate")
+
+
+def test_out_of_range_values_are_refused_by_the_app_too():
+    """Called directly (no Gradio bounds), the task functions check their numbers themselves."""
+    with pytest.raises(gr.Error, match="Number of images must be a whole number between 1 and 8"):
+        app.generate(app.DEFAULT_MODEL, 99, 0, 1.0, 1.0)
+    with pytest.raises(gr.Error, match="Seed must be a whole number"):
+        app.generate(app.DEFAULT_MODEL, 1, -3, 1.0, 1.0)
+
+
+def test_large_uploads_are_resized_with_a_note():
+    image, note = app.open_image(Image.new("RGB", (400, 300), "red"), "The content image")
+    assert image.width * image.height <= 50_000
+    assert "resized from 400x300" in note
+
+
+def test_push_to_hub_needs_a_trained_model():
+    with pytest.raises(gr.Error, match="Train a model first"):
+        app.push_to_hub(app.DEFAULT_MODEL, "user/name", "token", False)
 
 
 def test_the_shipped_model_is_listed():
     assert app.DEFAULT_MODEL in app.shipped_models()
+
+
+def test_two_clicks_on_the_image_give_a_box():
+    """The Text edit and ROI tabs fill the box numbers from two clicks (select events) on the training image."""
+    first, second = SimpleNamespace(index=[40, 10]), SimpleNamespace(index=[20, 30])
+    corner, *unchanged = app.click_box(None, None, first)
+    assert corner == (10, 40)
+    assert all(isinstance(value, dict) for value in unchanged)  # gr.update(): numbers kept
+    assert app.click_box(None, corner, second) == (None, 10, 20, 21, 21)  # y, x, h, w
+
+
+def test_mode_defaults_follow_the_pipeline():
+    strength, fill = app.mode_defaults("style")
+    assert (strength["value"], fill["value"]) == (0.3, 1.0)
+    assert app.mode_defaults("roi")[1]["interactive"] is False
