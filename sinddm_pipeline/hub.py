@@ -1,89 +1,247 @@
-"""Pushing a trained SinDDM model to the Hugging Face Hub: a model card, then the pipeline folder.
+"""Sharing a SinDDM model on the Hugging Face Hub: the folder that is pushed, its model card, the upload.
 
-`train_sinddm.py --push_to_hub` calls [`push_training_output`] once training is done. The card says what the
-model is (metadata for the Hub's filters), shows the training image and the loss curve, lists the training
-arguments and how to load the pipeline.
+[`prepare_hub_folder`] writes exactly what is pushed: the pipeline (safetensors and configs), ``README.md`` (the
+model card, rendered from ``model_cards/sinddm_model_card.md`` with `huggingface_hub.ModelCard`), the training image
+(``training_image.png``), a grid of samples (``samples.png``) and the code (``sinddm_pipeline.py``, see
+[`~sinddm_pipeline.remote_code`]) so that vanilla diffusers loads it with ``trust_remote_code=True``.
+[`push_to_hub`] prepares that folder in a temporary directory and uploads it; `train_sinddm.py --push_to_hub` calls
+[`push_training_output`].
 
 Example:
     >>> from sinddm_pipeline.hub import model_card
     >>> card = model_card("me/sinddm-balloons", {"image_path": "balloons.png", "max_train_steps": 120000})
-    >>> card.data.library_name, card.data.pipeline_tag
-    ('diffusers', 'unconditional-image-generation')
+    >>> card.data.library_name, card.data.pipeline_tag, card.data.tags
+    ('diffusers', 'unconditional-image-generation', ['sinddm', 'single-image'])
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "sinddm_model_card.md"
 TRAINING_IMAGE_NAME = "training_image.png"
-# Checkpoints (optimizer state, RNG, pickles) and the raw loss log stay local; the pipeline and the card go up.
+SAMPLES_NAME = "samples.png"
+LOSS_CURVE_NAME = "loss_curve.png"
+CARD_FILES = ("README.md", TRAINING_IMAGE_NAME, SAMPLES_NAME)
+# Checkpoints (optimizer state, RNG, pickles), the raw loss log and temporary files stay local.
 UPLOAD_IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/*", "loss_log.json", "*.tmp"]
 _SECRET_ARGS = ("hub_token",)
 
 
-def model_card(repo_id: str, training_args: dict, has_loss_curve: bool = False) -> ModelCard:
-    """The README.md of a model trained by `train_sinddm.py` on one image."""
+def model_card(
+    repo_id: str,
+    training_args: dict | None = None,
+    has_loss_curve: bool = False,
+    num_samples: int = 4,
+    seed: int = 0,
+    license: str = "mit",
+    template_path: str | os.PathLike = TEMPLATE_PATH,
+) -> ModelCard:
+    """The README.md of a SinDDM model: Hub metadata, training image, sample grid, usage, training arguments.
+
+    Args:
+        repo_id: the Hub repo the card describes (used in the usage snippets).
+        training_args: the arguments of `train_sinddm.py` (``hub_token`` is never written), or ``None``.
+        has_loss_curve: show ``loss_curve.png``.
+        num_samples, seed: how ``samples.png`` was generated (``num_samples=0``: no sample grid).
+        license: the license metadata.
+        template_path: the Jinja template (``model_cards/sinddm_model_card.md``).
+
+    Example:
+        >>> card = model_card("me/sinddm-balloons", {"image_path": "balloons.png", "hub_token": "hf_x"})
+        >>> "hf_x" in str(card), "training_image.png" in str(card), card.data.license
+        (False, True, 'mit')
+    """
     card_data = ModelCardData(
         library_name="diffusers",
         pipeline_tag="unconditional-image-generation",
         tags=["sinddm", "single-image"],
-        license="mit",
+        license=license,
     )
-    arguments = json.dumps({k: v for k, v in training_args.items() if k not in _SECRET_ARGS}, indent=2)
-    image_name = os.path.basename(str(training_args.get("image_path", "")))
-    loss_curve = "\n## Training loss\n\n![loss curve](loss_curve.png)\n" if has_loss_curve else ""
-    body = f"""
-# SinDDM: {repo_id}
-
-A [SinDDM](https://arxiv.org/abs/2211.16582) (single-image denoising diffusion model) trained on one image,
-`{image_name}`, with `train_sinddm.py` of `sinddm_pipeline` (a diffusers port of the
-[official code](https://github.com/fallenshock/SinDDM)). It generates new images with the same patch statistics,
-coarse to fine, at the training size or any other.
-
-## Training image
-
-![training image]({TRAINING_IMAGE_NAME})
-
-## Usage
-
-```python
-from sinddm_pipeline import SinDDMPipeline
-
-pipeline = SinDDMPipeline.from_pretrained("{repo_id}")
-images = pipeline(batch_size=4).images          # like the training image
-wide = pipeline(width_scale=2.0).images[0]      # retargeted: twice as wide
-```
-{loss_curve}
-## Training arguments
-
-```json
-{arguments}
-```
-"""
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+    arguments = None
+    if training_args:
+        safe = {key: value for key, value in training_args.items() if key not in _SECRET_ARGS}
+        arguments = json.dumps(safe, indent=2, default=str)
+    image_path = (training_args or {}).get("image_path")
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path),
+        repo_id=repo_id,
+        image_name=os.path.basename(str(image_path)) if image_path else None,
+        training_image=TRAINING_IMAGE_NAME,
+        samples_image=SAMPLES_NAME if num_samples else None,
+        num_samples=num_samples,
+        seed=seed,
+        loss_curve=LOSS_CURVE_NAME if has_loss_curve else None,
+        training_args=arguments,
+    )
 
 
-def save_training_image(output_dir: str) -> str:
-    """Write the finest scale of the stored pyramid (the image the model learned) as ``training_image.png``."""
-    from .modeling_pyramid import SinDDMPyramid
+def _ignored(relative_path: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(relative_path, pattern) for pattern in patterns)
 
-    pyramid = SinDDMPyramid.from_pretrained(output_dir, subfolder="pyramid")
-    path = os.path.join(output_dir, TRAINING_IMAGE_NAME)
-    pyramid.pil(pyramid.num_scales - 1).save(path)
-    return path
+
+def _copy_folder(source: Path, target: Path, ignore_patterns: list[str]) -> None:
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source).as_posix()
+        if path.is_file() and not any(_ignored(part, ignore_patterns) for part in _prefixes(relative)):
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / relative)
+
+
+def _prefixes(relative: str) -> list[str]:
+    parts = relative.split("/")
+    return ["/".join(parts[: index + 1]) for index in range(len(parts))]
+
+
+def _load(folder: Path):
+    from .pipeline_sinddm import SinDDMPipeline
+    from .remote_code import has_remote_code, load_native
+
+    if has_remote_code(folder):
+        return load_native(SinDDMPipeline, folder)
+    return SinDDMPipeline.from_pretrained(folder)
+
+
+def prepare_hub_folder(
+    pipeline_or_folder: Any,
+    out_dir: str | os.PathLike,
+    training_args: dict | None = None,
+    repo_id: str | None = None,
+    num_grid_samples: int = 4,
+    seed: int = 0,
+    license: str = "mit",
+    remote_code: bool = True,
+) -> Path:
+    """Write into ``out_dir`` (new or empty) exactly what `push_to_hub` uploads.
+
+    Args:
+        pipeline_or_folder: a `SinDDMPipeline`, or a folder holding one (e.g. a `train_sinddm.py` output: its other
+            files come along, except checkpoints, ``loss_log.json`` and ``*.tmp``; its ``training_args.json`` fills
+            ``training_args``).
+        out_dir: the folder to write.
+        training_args: the training arguments for the card (``hub_token`` is left out).
+        repo_id: the repo named in the card's usage snippets (default: ``out_dir``'s name).
+        num_grid_samples: images in ``samples.png`` (0: none).
+        seed: the seed of the sample grid.
+        license: the card's license.
+        remote_code: ship ``sinddm_pipeline.py`` for vanilla diffusers (``trust_remote_code=True``).
+
+    Returns:
+        ``out_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> from sinddm_pipeline import SinDDMPipeline
+        >>> from sinddm_pipeline.hub import prepare_hub_folder
+        >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")  # doctest: +SKIP
+        >>> folder = prepare_hub_folder(pipe, tempfile.mkdtemp(), repo_id="me/sinddm-hubble")  # doctest: +SKIP
+        >>> [(folder / name).is_file() for name in ("README.md", "samples.png", "sinddm_pipeline.py")]  # doctest: +SKIP
+        [True, True, True]
+    """
+    from .plots import image_grid
+    from .remote_code import add_remote_code
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"{out_dir} is not empty: prepare_hub_folder writes a new folder.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(pipeline_or_folder, (str, os.PathLike)):
+        source = Path(pipeline_or_folder)
+        _copy_folder(source, out_dir, UPLOAD_IGNORE_PATTERNS + list(CARD_FILES))
+        pipeline = _load(out_dir)
+        if training_args is None and (source / "training_args.json").is_file():
+            training_args = json.loads((source / "training_args.json").read_text())
+    else:
+        pipeline = pipeline_or_folder
+        pipeline.save_pretrained(out_dir)
+
+    pyramid = pipeline.pyramid
+    pyramid.pil(pyramid.num_scales - 1).save(out_dir / TRAINING_IMAGE_NAME)
+    if num_grid_samples:
+        previous = dict(getattr(pipeline, "_progress_bar_config", {}))
+        pipeline.set_progress_bar_config(disable=True)
+        generator = torch.Generator().manual_seed(seed)
+        try:
+            images = pipeline(batch_size=num_grid_samples, generator=generator).images
+        finally:
+            pipeline._progress_bar_config = previous
+        image_grid(images, columns=min(4, num_grid_samples)).save(out_dir / SAMPLES_NAME)
+    card = model_card(
+        repo_id or out_dir.name,
+        training_args,
+        has_loss_curve=(out_dir / LOSS_CURVE_NAME).is_file(),
+        num_samples=num_grid_samples,
+        seed=seed,
+        license=license,
+    )
+    card.save(out_dir / "README.md")
+    if remote_code:
+        add_remote_code(out_dir)
+    return out_dir
+
+
+def push_to_hub(
+    pipeline_or_folder: Any,
+    repo_id: str,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    create_pr: bool = False,
+    **folder_kwargs: Any,
+):
+    """Create (or reuse) the Hub repo ``repo_id`` and upload [`prepare_hub_folder`]'s folder to it.
+
+    Args:
+        pipeline_or_folder: a `SinDDMPipeline` or a folder holding one.
+        repo_id: ``name`` or ``user/name``.
+        commit_message: default "Upload SinDDM pipeline".
+        private: make a new repo private (``None``: the account's default).
+        token: the Hub token (default: the logged-in one).
+        create_pr: open a pull request instead of committing to ``main``.
+        folder_kwargs: for [`prepare_hub_folder`] (``training_args``, ``num_grid_samples``, ``seed``, ``license``).
+
+    Returns:
+        The commit info of `HfApi.upload_folder` (a ``str``: the commit URL), as diffusers' ``push_to_hub``.
+
+    Example:
+        >>> from sinddm_pipeline import SinDDMPipeline
+        >>> from sinddm_pipeline.hub import push_to_hub
+        >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")  # doctest: +SKIP
+        >>> push_to_hub(pipe, "me/sinddm-hubble", private=True)  # doctest: +SKIP
+    """
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = prepare_hub_folder(pipeline_or_folder, Path(tmp) / "upload", repo_id=repo_id, **folder_kwargs)
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message or "Upload SinDDM pipeline",
+            ignore_patterns=UPLOAD_IGNORE_PATTERNS,
+            create_pr=create_pr,
+        )
 
 
 def push_training_output(args: argparse.Namespace) -> str:
-    """Create the Hub repo, write the model card and upload the pipeline folder (without checkpoints).
+    """Push a `train_sinddm.py` output folder: the pipeline, card, thumbnail, samples, code (no checkpoints).
+
+    The card, thumbnail and sample grid are also written into ``args.output_dir``; its ``model_index.json`` is left
+    as it is (the remote-code one only goes to the Hub).
 
     Args:
         args: the training arguments; uses ``output_dir``, ``hub_model_id`` (default: the folder's name),
-            ``hub_private_repo`` and ``hub_token``.
+            ``hub_private_repo``, ``hub_token`` and ``seed`` (of the sample grid, default 0).
 
     Returns:
         The repo id (``user/name``).
@@ -91,13 +249,17 @@ def push_training_output(args: argparse.Namespace) -> str:
     api = HfApi(token=args.hub_token)
     repo_name = args.hub_model_id or Path(args.output_dir).resolve().name
     repo_id = api.create_repo(repo_name, private=args.hub_private_repo, exist_ok=True).repo_id
-    save_training_image(args.output_dir)
-    has_loss_curve = os.path.exists(os.path.join(args.output_dir, "loss_curve.png"))
-    model_card(repo_id, vars(args), has_loss_curve).save(os.path.join(args.output_dir, "README.md"))
-    api.upload_folder(
-        repo_id=repo_id,
-        folder_path=args.output_dir,
-        commit_message="Upload SinDDM pipeline trained with train_sinddm.py",
-        ignore_patterns=UPLOAD_IGNORE_PATTERNS,
-    )
+    training_args = {key: value for key, value in vars(args).items() if key not in _SECRET_ARGS}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = prepare_hub_folder(
+            args.output_dir, Path(tmp) / "upload", training_args, repo_id, seed=getattr(args, "seed", None) or 0
+        )
+        for name in CARD_FILES:
+            shutil.copy2(folder / name, Path(args.output_dir) / name)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message="Upload SinDDM pipeline trained with train_sinddm.py",
+            ignore_patterns=UPLOAD_IGNORE_PATTERNS,
+        )
     return repo_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
@@ -86,6 +87,57 @@ class SinDDMPipeline(DiffusionPipeline):
         (float32 unless given)."""
         with quiet_empty_fp32_warning():
             return super().from_pipe(pipeline, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SinDDMPipeline:
+        """diffusers' `DiffusionPipeline.from_pretrained` (a folder or a Hub repo id, online or from the cache).
+
+        A repo pushed with `push_to_hub` ships code for vanilla diffusers (``trust_remote_code=True``); here it loads
+        with this package's classes, without running that code. Of the keyword arguments, a folder or repo with
+        shipped code uses the Hub ones (``cache_dir``, ``revision``, ``token``, ...), components and
+        ``torch_dtype``.
+        """
+        from .remote_code import load_pipeline
+
+        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        variant: str | None = None,
+        subfolder: str | None = None,
+        **folder_kwargs,
+    ) -> str:
+        """Upload the pipeline to the Hub with a model card, the training image, a sample grid and its code (so that
+        vanilla diffusers loads it with ``trust_remote_code=True``); see `sinddm_pipeline.hub.prepare_hub_folder`.
+
+        Same arguments as diffusers' `PushToHubMixin.push_to_hub` (safetensors only, no ``variant`` or
+        ``subfolder``), plus ``training_args``, ``num_grid_samples``, ``seed`` and ``license`` for the card.
+
+        Example:
+            ```py
+            >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")
+            >>> pipe.push_to_hub("me/sinddm-hubble", private=True)
+            ```
+        """
+        if not safe_serialization or variant is not None or subfolder is not None:
+            raise ValueError("SinDDMPipeline.push_to_hub uploads safetensors only, without variant or subfolder.")
+        from .hub import push_to_hub
+
+        return push_to_hub(
+            self,
+            repo_id,
+            commit_message=commit_message,
+            private=private,
+            token=token,
+            create_pr=create_pr,
+            **folder_kwargs,
+        )
 
     def check_inputs(self, batch_size: int, output_type: str) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -250,7 +250,9 @@ class SinDDMCLIPPipeline(DiffusionPipeline):
                         "clip_model_name_or_path= a Hub id or a local folder holding both (offline: a local folder, "
                         "or HF_HUB_OFFLINE=1 with the model in the Hub cache)."
                     ) from error
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        from .remote_code import load_pipeline
+
+        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------------
     # inputs

@@ -101,6 +101,13 @@ class SinDDMImg2ImgPipeline(DiffusionPipeline):
         self.register_modules(denoiser=denoiser, scheduler=scheduler, pyramid=pyramid)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> SinDDMImg2ImgPipeline:
+        """As [`SinDDMPipeline.from_pretrained`]: a folder or a Hub repo id, shipped remote code never run."""
+        from .remote_code import load_pipeline
+
+        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
     def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> DiffusionPipeline:
         """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
         e.g. ``SinDDMImg2ImgPipeline.from_pipe(sinddm_pipe)``. Note that diffusers casts the models to

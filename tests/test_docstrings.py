@@ -20,6 +20,8 @@ MODULES = [
     "sinddm_pipeline.evaluate",
     "sinddm_pipeline.augmentations",
     "sinddm_pipeline.clip_guidance",
+    "sinddm_pipeline.hub",
+    "sinddm_pipeline.remote_code",
 ]
 FENCE = re.compile(r"^\s*```\w*\s*$", re.MULTILINE)
 

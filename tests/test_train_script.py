@@ -397,6 +397,7 @@ def hub_calls(monkeypatch) -> dict:
             str(p.relative_to(kwargs["folder_path"])) for p in Path(kwargs["folder_path"]).rglob("*") if p.is_file()
         ]
         kwargs["uploaded"] = sorted(filter_repo_objects(files, ignore_patterns=kwargs["ignore_patterns"]))
+        kwargs["uploaded_model_index"] = json.loads((Path(kwargs["folder_path"]) / "model_index.json").read_text())
         calls["upload_folder"] = {"token": self.token, **kwargs}
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
@@ -417,11 +418,14 @@ def test_push_to_hub_writes_the_card_and_uploads_the_pipeline(tmp_path, image_pa
     }
     upload = hub_calls["upload_folder"]
     assert upload["repo_id"] == "me/tiny-sinddm" and upload["token"] == "hf_secret"
-    assert Path(upload["folder_path"]) == output_dir
-    assert "README.md" in upload["uploaded"] and "training_image.png" in upload["uploaded"]
-    assert set(PIPELINE_FILES) <= set(upload["uploaded"])
-    assert not [name for name in upload["uploaded"] if name.startswith("checkpoint-") or name == "loss_log.json"]
+    # The folder prepared by sinddm_pipeline.hub.prepare_hub_folder (a temporary copy, with the shipped code)
+    assert Path(upload["folder_path"]) != output_dir and not Path(upload["folder_path"]).exists()
+    card_files = {"README.md", "training_image.png", "samples.png", "loss_curve.png", "training_args.json"}
+    code_files = {f"{folder}sinddm_pipeline.py" for folder in ("", "denoiser/", "scheduler/", "pyramid/")}
+    assert set(upload["uploaded"]) == set(PIPELINE_FILES) | card_files | code_files
+    assert upload["uploaded_model_index"]["_class_name"] == ["sinddm_pipeline", "SinDDMPipeline"]
     assert (output_dir / "checkpoint-2").is_dir() and (output_dir / "loss_log.json").exists()  # kept locally
+    assert json.loads((output_dir / "model_index.json").read_text())["_class_name"] == "SinDDMPipeline"
 
     card = (output_dir / "README.md").read_text()
     assert card.startswith("---\n") and "library_name: diffusers" in card
@@ -430,6 +434,7 @@ def test_push_to_hub_writes_the_card_and_uploads_the_pipeline(tmp_path, image_pa
     assert 'SinDDMPipeline.from_pretrained("me/tiny-sinddm")' in card and "image.png" in card
     assert "hf_secret" not in card and "hf_secret" not in (output_dir / "training_args.json").read_text()
     assert Image.open(output_dir / "training_image.png").size == (88, 51)
+    assert "![samples](samples.png)" in card and "trust_remote_code=True" in card and "![loss curve]" in card
 
 
 def test_push_without_a_model_id_uses_the_folder_name(tmp_path, image_path, hub_calls):
