@@ -547,17 +547,18 @@ def push_to_hub(model: str, repo_id: str, token: str, private: bool) -> str:
         raise gr.Error("Give the Hub repo id as user/name.")
     if not (token or "").strip():
         raise gr.Error("Give a Hugging Face token with write access (https://huggingface.co/settings/tokens).")
-    from huggingface_hub import create_repo, upload_folder
+    from sinddm_pipeline.hub import push_to_hub as push_folder
 
-    try:
-        create_repo(repo_id.strip(), token=token.strip(), private=bool(private), exist_ok=True)
-        upload_folder(
-            repo_id=repo_id.strip(),
-            folder_path=_trained[model],
-            token=token.strip(),
-            ignore_patterns=["checkpoint-*", "checkpoint-*/**"],
+    try:  # the pipeline with a model card, sample grid and code for vanilla diffusers; checkpoints stay here
+        push_folder(
+            _trained[model],
+            repo_id.strip(),
             commit_message="Upload a SinDDM model trained in the SinDDM app",
+            private=bool(private),
+            token=token.strip(),
         )
+    except gr.Error:
+        raise
     except Exception as error:  # offline, a bad token, no rights: one readable line
         raise gr.Error(f"Could not push to the Hub repo {repo_id!r}: {first_line(error)}") from error
     return f"Pushed to https://huggingface.co/{repo_id.strip()}"

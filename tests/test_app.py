@@ -263,3 +263,15 @@ def test_mode_defaults_follow_the_pipeline():
     strength, fill = app.mode_defaults("style")
     assert (strength["value"], fill["value"]) == (0.3, 1.0)
     assert app.mode_defaults("roi")[1]["interactive"] is False
+
+
+def test_push_uploads_the_trained_folder_through_the_hub_helper(monkeypatch, tmp_path):
+    import sinddm_pipeline.hub
+
+    calls = []
+    monkeypatch.setattr(sinddm_pipeline.hub, "push_to_hub", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setitem(app._trained, "trained/mine", str(tmp_path))
+    message = app.push_to_hub("trained/mine", " me/mine ", " hf_abc ", True)
+    assert message == "Pushed to https://huggingface.co/me/mine"
+    ((args, kwargs),) = calls
+    assert args == (str(tmp_path), "me/mine") and kwargs["token"] == "hf_abc" and kwargs["private"] is True
