@@ -79,3 +79,34 @@ def train_tiny(pipe, steps, scales, batch_size=8, crop_size=48, lr=3e-3, seed=0)
 @pytest.fixture
 def tiny_pipe() -> SinDDMPipeline:
     return tiny_pipeline()
+
+
+@pytest.fixture
+def hub_calls(monkeypatch) -> dict:
+    """Record HfApi.create_repo / upload_folder calls instead of reaching the Hub (what would be uploaded, after the
+    ignore patterns, with the uploaded card and model_index)."""
+    import json
+    import types
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import filter_repo_objects
+
+    calls: dict = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        calls["create_repo"] = {"repo_id": repo_id, "token": self.token, **kwargs}
+        return types.SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"me/{repo_id}")
+
+    def upload_folder(self, **kwargs):
+        folder = Path(kwargs["folder_path"])
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        kwargs["uploaded"] = sorted(filter_repo_objects(files, ignore_patterns=kwargs["ignore_patterns"]))
+        if (folder / "README.md").exists():
+            kwargs["card"] = (folder / "README.md").read_text()
+        kwargs["uploaded_model_index"] = json.loads((folder / "model_index.json").read_text())
+        calls["upload_folder"] = {"token": self.token, **kwargs}
+        return "https://huggingface.co/me/x/commit/0"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    return calls

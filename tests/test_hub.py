@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,7 @@ import pytest
 import torch
 from conftest import tiny_pipeline
 from hub_cache import write_hub_cache
-from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub import ModelCard
 from PIL import Image
 
 from sinddm_pipeline import SinDDMImg2ImgPipeline, SinDDMModel, SinDDMPipeline
@@ -201,28 +199,6 @@ def test_prepare_from_a_training_folder(pipe, tmp_path):
     assert json.loads((run / "model_index.json").read_text())["_class_name"] == "SinDDMPipeline"  # source untouched
     with pytest.raises(ValueError, match="not empty"):
         prepare_hub_folder(run, folder)
-
-
-@pytest.fixture
-def hub_calls(monkeypatch) -> dict:
-    calls: dict = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        calls["create_repo"] = {"repo_id": repo_id, "token": self.token, **kwargs}
-        return types.SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"me/{repo_id}")
-
-    def upload_folder(self, **kwargs):
-        folder = Path(kwargs["folder_path"])
-        kwargs["uploaded"] = sorted(
-            filter_repo_objects(sorted(files_of(folder)), ignore_patterns=kwargs["ignore_patterns"])
-        )
-        kwargs["card"] = (folder / "README.md").read_text()
-        calls["upload_folder"] = {"token": self.token, **kwargs}
-        return "https://huggingface.co/me/x/commit/0"
-
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    return calls
 
 
 def test_push_to_hub_uploads_the_prepared_folder(pipe, hub_calls):

@@ -17,8 +17,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import synthetic_image
-from huggingface_hub import HfApi
-from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -382,27 +380,6 @@ def test_other_image_modes_train_after_a_logged_conversion(tmp_path, caplog, mod
 
 # ---------------------------------------------------------------------------------------------------------------
 # --push_to_hub (no network: the Hub calls are recorded)
-
-
-@pytest.fixture
-def hub_calls(monkeypatch) -> dict:
-    calls: dict = {}
-
-    def create_repo(self, repo_id, **kwargs):
-        calls["create_repo"] = {"repo_id": repo_id, "token": self.token, **kwargs}
-        return types.SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"me/{repo_id}")
-
-    def upload_folder(self, **kwargs):
-        files = [
-            str(p.relative_to(kwargs["folder_path"])) for p in Path(kwargs["folder_path"]).rglob("*") if p.is_file()
-        ]
-        kwargs["uploaded"] = sorted(filter_repo_objects(files, ignore_patterns=kwargs["ignore_patterns"]))
-        kwargs["uploaded_model_index"] = json.loads((Path(kwargs["folder_path"]) / "model_index.json").read_text())
-        calls["upload_folder"] = {"token": self.token, **kwargs}
-
-    monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
-    return calls
 
 
 def test_push_to_hub_writes_the_card_and_uploads_the_pipeline(tmp_path, image_path, hub_calls):
