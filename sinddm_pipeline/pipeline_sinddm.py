@@ -14,6 +14,7 @@ from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineO
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
+from .acceleration import FastInferenceMixin
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
 from .retargeting import Stage, plan_stages
@@ -64,7 +65,7 @@ def postprocess(images: torch.Tensor, output_type: str) -> list[Image.Image] | n
     return DiffusionPipeline.numpy_to_pil(array)
 
 
-class SinDDMPipeline(DiffusionPipeline):
+class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
     r"""Generate images like the single training image of a SinDDM model, at its size or any other.
 
     Components:
@@ -172,8 +173,9 @@ class SinDDMPipeline(DiffusionPipeline):
         one) before the step uses it (ROI-guided generation).
         """
         self.scheduler.set_timesteps(scale=stage.scale, num_inference_steps=num_inference_steps, device=sample.device)
-        for t in self.scheduler.timesteps:
-            noise_pred = self.denoiser(sample, t, stage.scale).sample
+        # plain ints: reading a device tensor's value each step would synchronise a GPU every step
+        for t in self.scheduler.timesteps.tolist():
+            noise_pred = self.predict_noise(sample, t, stage.scale)
             pred = None
             if guidance is not None:
                 pred = self.scheduler.predict_original_sample(noise_pred, t, sample)
@@ -213,10 +215,37 @@ class SinDDMPipeline(DiffusionPipeline):
         images = [self.pyramid.image(index).to(device=device, dtype=dtype) for index in range(self.pyramid.num_scales)]
         return ROIGuidance.build(*checked, images, self.scheduler.config.scale_factor, stages)
 
-    def num_steps(self, stages: list[Stage], num_inference_steps: int | None = None) -> int:
+    def check_num_inference_steps(self, num_inference_steps: int | Sequence[int] | None) -> list[int | None]:
+        """``num_inference_steps`` of `__call__` as one entry per model scale (``None``: every step of that scale).
+
+        Raises:
+            ValueError: for anything but ``None``, an int >= 2 or one such int per scale (coarsest first).
+        """
+        num_scales = self.scheduler.num_scales
+        if num_inference_steps is None:
+            return [None] * num_scales
+        error = ValueError(
+            f"num_inference_steps must be an int >= 2, a list of {num_scales} such ints (one per scale, coarsest "
+            f"first) or None (exact), got {num_inference_steps!r}."
+        )
+        if isinstance(num_inference_steps, int):
+            counts = [num_inference_steps] * num_scales
+        elif isinstance(num_inference_steps, Sequence) and not isinstance(num_inference_steps, str):
+            counts = list(num_inference_steps)
+        else:
+            raise error
+        if len(counts) != num_scales or any(isinstance(c, bool) or not isinstance(c, int) or c < 2 for c in counts):
+            raise error
+        return counts
+
+    def num_steps(self, stages: list[Stage], num_inference_steps: int | Sequence[int] | None = None) -> int:
         """Total denoising steps of a generation over these stages (at most ``num_inference_steps`` per stage)."""
-        starts = [self.scheduler.start_timesteps[stage.scale] for stage in stages]
-        return sum(start if num_inference_steps is None else min(start, num_inference_steps) for start in starts)
+        counts = self.check_num_inference_steps(num_inference_steps)
+        total = 0
+        for stage in stages:
+            start, count = self.scheduler.start_timesteps[stage.scale], counts[stage.scale]
+            total += start if count is None else min(start, count)
+        return total
 
     @torch.no_grad()
     def __call__(
@@ -231,7 +260,7 @@ class SinDDMPipeline(DiffusionPipeline):
         return_dict: bool = True,
         roi_source_box: Sequence[int] | None = None,
         roi_target_boxes: Sequence[Sequence[int]] | None = None,
-        num_inference_steps: int | None = None,
+        num_inference_steps: int | Sequence[int] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""Generate new images, coarse to fine.
 
@@ -250,9 +279,11 @@ class SinDDMPipeline(DiffusionPipeline):
                 of the output image. At every scale but the finest, each clean-image estimate gets, inside every
                 target box, 0.8 · the source patch (at that scale, resized to the box) + 0.2 · the estimate; the
                 finest scale blends it in (SPEC §6). Give both ROI arguments or neither.
-            num_inference_steps (`int`, *optional*): a speed-up, off by default: run at most this many (>= 2) evenly
-                spaced denoising steps per scale instead of all of them (100 at the coarsest, t_i above), with the
-                respaced DDPM step at scale 0 and a strided reblurring step above. ``None`` is the exact reference.
+            num_inference_steps (`int` or list of `int`, *optional*): a speed-up, off by default: run at most this
+                many (>= 2) evenly spaced denoising steps per scale instead of all of them (100 at the coarsest, t_i
+                above), with the respaced DDPM step at scale 0 and a strided reblurring step above. A list gives each
+                scale its own count, coarsest first (the coarsest scale is the cheapest per step). ``None`` is the
+                exact reference.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.
@@ -270,13 +301,10 @@ class SinDDMPipeline(DiffusionPipeline):
             ```
         """
         self.check_inputs(batch_size, output_type)
-        if num_inference_steps is not None and (
-            isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, int) or num_inference_steps < 2
-        ):
-            raise ValueError(f"num_inference_steps must be an int >= 2 or None (exact), got {num_inference_steps!r}.")
+        steps = self.check_num_inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
         device = self._execution_device
-        dtype = self.denoiser.dtype
+        dtype = self.sample_dtype
         roi = self.prepare_roi(roi_source_box, roi_target_boxes, stages, device, dtype)
 
         def guidance(index: int, stage: Stage) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -285,15 +313,16 @@ class SinDDMPipeline(DiffusionPipeline):
             return lambda estimate: roi.apply(estimate, index, stage.scale)
 
         sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
-        steps = num_inference_steps
-        with self.progress_bar(total=self.num_steps(stages, steps)) as progress_bar:
-            sample = self.denoise_stage(sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]), steps)
+        with self.progress_bar(total=self.num_steps(stages, num_inference_steps)) as progress_bar:
+            sample = self.denoise_stage(
+                sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]), steps[stages[0].scale]
+            )
             for index, stage in enumerate(stages[1:], start=1):
                 blurry = F.interpolate(sample, size=stage.size, mode="bilinear", align_corners=False)
                 noise = randn_tensor(blurry.shape, generator=generator, device=device, dtype=dtype)
                 sample = self.scheduler.add_noise(blurry, noise, self.scheduler.start_timesteps[stage.scale])
                 sample = self.denoise_stage(
-                    sample, stage, blurry, generator, progress_bar, guidance(index, stage), steps
+                    sample, stage, blurry, generator, progress_bar, guidance(index, stage), steps[stage.scale]
                 )
 
         images = postprocess(sample, output_type)

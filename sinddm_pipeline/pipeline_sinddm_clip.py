@@ -15,6 +15,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPModel, CLIPTokenizer
 
+from .acceleration import FastInferenceMixin
 from .clip_guidance import (
     COARSE_TEMPLATES,
     FINE_TEMPLATES,
@@ -134,7 +135,7 @@ def _check_unit_interval(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be a number in [0, 1] (or None for the mode's default), got {value!r}.")
 
 
-class SinDDMCLIPPipeline(DiffusionPipeline):
+class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
     r"""Text-guided SinDDM with CLIP (SPEC §7): content, style generation, text style transfer and ROI text edits.
 
     Every mode samples with plain DDPM steps at all scales (no reblurring, as the reference's CLIP modes), and at
@@ -452,7 +453,7 @@ class SinDDMCLIPPipeline(DiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Content, style and style-transfer sampling, coarse to fine. Returns (images in [-1, 1], masks)."""
         device = self._execution_device
-        dtype = self.denoiser.dtype
+        dtype = self.sample_dtype
         finest = self.scheduler.num_scales - 1
         guided = set(self.guided_scales(mode)) if strength > 0 else set()
         if not guided and strength > 0:
@@ -487,7 +488,7 @@ class SinDDMCLIPPipeline(DiffusionPipeline):
                 text = embeddings.get("fine" if stage.scale > 0 else "coarse")
                 self.scheduler.set_timesteps(scale=stage.scale, device=device)
                 for t in self.scheduler.timesteps:
-                    noise_pred = self.denoiser(sample, t, stage.scale).sample
+                    noise_pred = self.predict_noise(sample, t, stage.scale)
                     estimate = None
                     if stage.scale in guided and (stage.scale < finest or int(t) >= settings.stop_guidance):
                         estimate = self.scheduler.predict_original_sample(noise_pred, t, sample)
@@ -522,7 +523,7 @@ class SinDDMCLIPPipeline(DiffusionPipeline):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """ROI text edit of the finest training image. Returns (images in [-1, 1], masks: the box)."""
         device = self._execution_device
-        dtype = self.denoiser.dtype
+        dtype = self.sample_dtype
         finest = self.scheduler.num_scales - 1
         y, x, h, w = box
         image = self.pyramid.image(finest).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
@@ -544,7 +545,7 @@ class SinDDMCLIPPipeline(DiffusionPipeline):
             noise = randn_tensor(image.shape, generator=generator, device=device, dtype=dtype)
             sample = self.scheduler.add_noise(image, noise, start_timestep)
             for t in self.scheduler.timesteps:
-                noise_pred = self.denoiser(sample, t, finest).sample
+                noise_pred = self.predict_noise(sample, t, finest)
                 sample = self.scheduler.step(
                     noise_pred, t, sample, scale=finest, reblurring=False, generator=generator
                 ).prev_sample

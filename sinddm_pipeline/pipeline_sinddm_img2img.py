@@ -13,6 +13,7 @@ from skimage.exposure import match_histograms
 from skimage.filters import gaussian
 from skimage.morphology import dilation, disk
 
+from .acceleration import FastInferenceMixin
 from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
@@ -58,7 +59,7 @@ def histogram_match(image: Image.Image, reference: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(matched), 0, 255).astype(np.uint8))
 
 
-class SinDDMImg2ImgPipeline(DiffusionPipeline):
+class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
     r"""Image-guided SinDDM: style transfer (a content image in the training image's style) and harmonization (an
     object pasted into an image made to match it), with the components of [`SinDDMPipeline`].
 
@@ -168,7 +169,7 @@ class SinDDMImg2ImgPipeline(DiffusionPipeline):
         model) it is the plain DDPM step.
         """
         for t in self.scheduler.timesteps:
-            noise_pred = self.denoiser(sample, t, scale).sample
+            noise_pred = self.predict_noise(sample, t, scale)
             if scale > 0:
                 x0 = self.scheduler.predict_original_sample(noise_pred, t, sample)
                 output = self.scheduler.step(
@@ -236,7 +237,7 @@ class SinDDMImg2ImgPipeline(DiffusionPipeline):
         rgb, weight = self.prepare_inputs(image, mask_image, match_histogram)
 
         device = self._execution_device
-        dtype = self.denoiser.dtype
+        dtype = self.sample_dtype
         array = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         start = (array * 2 - 1).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
         scale = self.scheduler.num_scales - 1

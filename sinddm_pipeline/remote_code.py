@@ -42,6 +42,7 @@ MODULES = (
     "modeling_sinddm",
     "scheduling_sinddm",
     "modeling_pyramid",
+    "acceleration",
     "pipeline_sinddm",
 )
 REMOTE_MODULE = "sinddm_pipeline"

@@ -164,7 +164,19 @@ def test_fewer_inference_steps_are_seeded_and_run_fewer_steps(tiny_pipe):
     assert tiny_pipe.num_steps(tiny_pipe.plan(), 10) == 20 < tiny_pipe.num_steps(tiny_pipe.plan())
 
 
-@pytest.mark.parametrize("steps", [0, 1, 2.5, True])
+def test_per_scale_inference_steps(tiny_pipe):
+    num_scales = tiny_pipe.scheduler.num_scales
+    uniform = generate(tiny_pipe, 4, num_inference_steps=10)
+    np.testing.assert_array_equal(generate(tiny_pipe, 4, num_inference_steps=[10] * num_scales), uniform)
+    exact_at_coarsest = [1000] + [10] * (num_scales - 1)
+    mixed = generate(tiny_pipe, 4, num_inference_steps=exact_at_coarsest)
+    assert not np.array_equal(mixed, uniform)
+    starts = tiny_pipe.scheduler.start_timesteps
+    expected = starts[0] + sum(min(start, 10) for start in starts[1:])
+    assert tiny_pipe.num_steps(tiny_pipe.plan(), exact_at_coarsest) == expected
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2.5, True, "10", [10], [10, 1], [10, None]])
 def test_bad_num_inference_steps_is_refused(tiny_pipe, steps):
     with pytest.raises(ValueError, match="num_inference_steps"):
         tiny_pipe(num_inference_steps=steps)
