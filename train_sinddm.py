@@ -79,6 +79,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ema_start", type=int, default=2000)
     parser.add_argument("--ema_update_every", type=int, default=10)
     parser.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
+    speed = parser.add_argument_group("speed-ups (off by default: the reference recipe is exact fp32)")
+    speed.add_argument("--channels_last", action="store_true", help="channels_last denoiser (faster convolutions).")
+    speed.add_argument("--cudnn_benchmark", action="store_true", help="torch.backends.cudnn.benchmark (CUDA).")
+    speed.add_argument("--allow_tf32", action="store_true", help="TF32 matmuls on Ampere+ GPUs (CUDA).")
+    speed.add_argument("--fused_adam", action="store_true", help="torch.optim.Adam(fused=True).")
+    speed.add_argument(
+        "--compile", action="store_true", help="torch.compile the denoiser (inductor; compiles once per scale size)."
+    )
+    speed.add_argument(
+        "--log_every",
+        type=int,
+        default=1,
+        help="Read the loss back from the device every N steps (>1 avoids a GPU synchronisation per step; every "
+        "step's loss is still logged).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpointing_steps", type=int, default=5000)
     parser.add_argument("--checkpoints_total_limit", type=int, default=None)
@@ -92,7 +107,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report_to", default=None, help="accelerate trackers, e.g. tensorboard (default: none).")
     args = parser.parse_args(argv)
 
-    positive = ("max_train_steps", "train_batch_size", "dim", "num_train_timesteps", "max_pixels", "ema_update_every")
+    positive = (
+        "max_train_steps",
+        "train_batch_size",
+        "dim",
+        "num_train_timesteps",
+        "max_pixels",
+        "ema_update_every",
+        "log_every",
+    )
     for name in positive:
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}.")
@@ -122,6 +145,7 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
     cpu = not torch.cuda.is_available()
     return Accelerator(
         mixed_precision=args.mixed_precision,
+        dynamo_backend="inductor" if args.compile else "no",
         log_with=args.report_to,
         project_config=ProjectConfiguration(project_dir=args.output_dir),
         cpu=cpu and world_size > 1,
@@ -238,10 +262,22 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
     stored_pyramid = SinDDMPyramid.from_pyramid(pyramid)
     data = TrainingData.from_pyramid(pyramid, device=accelerator.device)
 
-    optimizer = torch.optim.Adam(denoiser.parameters(), lr=args.learning_rate)
+    if args.channels_last:
+        denoiser.to(memory_format=torch.channels_last)
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    if args.allow_tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    optimizer = torch.optim.Adam(denoiser.parameters(), lr=args.learning_rate, fused=args.fused_adam or None)
     lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=args.lr_milestones, gamma=args.lr_gamma)
     denoiser, optimizer, lr_scheduler = accelerator.prepare(denoiser, optimizer, lr_scheduler)
-    ema = EMA(accelerator.unwrap_model(denoiser), args.ema_decay, args.ema_start, args.ema_update_every)
+    ema = EMA(
+        accelerator.unwrap_model(denoiser, keep_torch_compile=False),
+        args.ema_decay,
+        args.ema_start,
+        args.ema_update_every,
+    )
     # The scale of a step is the same on every process; timesteps, noise and crops differ per process.
     scale_rng = GeneratorState(args.seed)
     noise_rng = StepSeededGenerator(args.seed, accelerator.process_index)
@@ -266,6 +302,7 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
     )
     denoiser.train()
     start_time, start_step = time.time(), global_step
+    pending: list[tuple[int, torch.Tensor, float, int]] = []  # (step, loss on the device, lr, scale) not read yet
     while global_step < args.max_train_steps:
         scale = int(torch.randint(0, pyramid.num_scales, (1,), generator=scale_rng.generator))
         generator = noise_rng.at_step(global_step)
@@ -275,24 +312,30 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        ema.step(accelerator.unwrap_model(denoiser), global_step)
+        ema.step(accelerator.unwrap_model(denoiser, keep_torch_compile=False), global_step)
         lr_scheduler.step()
         global_step += 1
 
-        loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
-        losses.append((global_step, loss_value))
-        rate = (global_step - start_step) / max(time.time() - start_time, 1e-9)
-        progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr_scheduler.get_last_lr()[0]:.2e}", steps_s=f"{rate:.2f}")
-        progress.update(1)
-        accelerator.log({"loss": loss_value, "lr": lr_scheduler.get_last_lr()[0], "scale": scale}, step=global_step)
+        lr = lr_scheduler.get_last_lr()[0]
+        pending.append((global_step, accelerator.reduce(loss.detach(), reduction="mean"), lr, scale))
+        saving = global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps
+        if len(pending) >= args.log_every or saving:
+            for step, loss_tensor, step_lr, step_scale in pending:
+                loss_value = loss_tensor.item()
+                losses.append((step, loss_value))
+                accelerator.log({"loss": loss_value, "lr": step_lr, "scale": step_scale}, step=step)
+            rate = (global_step - start_step) / max(time.time() - start_time, 1e-9)
+            progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", steps_s=f"{rate:.2f}")
+            progress.update(len(pending))
+            pending = []
 
-        if global_step % args.checkpointing_steps == 0 or global_step == args.max_train_steps:
+        if saving:
             save_checkpoint(accelerator, args, global_step, losses, pipeline)
         if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
             _save_validation_grid(pipeline, args, global_step)
     progress.close()
 
-    digest = weights_digest(accelerator.unwrap_model(denoiser))
+    digest = weights_digest(accelerator.unwrap_model(denoiser, keep_torch_compile=False))
     logger.info(f"Process {accelerator.process_index}: final denoiser weights sha256 {digest}")
     if accelerator.is_main_process:
         _save_final_outputs(pipeline, losses, args)

@@ -54,6 +54,13 @@ def _restore_torch_threads():
     torch.set_num_threads(threads)
 
 
+def reset_accelerate_state() -> None:
+    """accelerate keeps one process-wide state (mixed precision, dynamo backend): a fresh one for the next run."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
 @pytest.fixture
 def image_path(tmp_path) -> Path:
     """An 88x51 image: two scales (72x42, 88x51), about the smallest that trains."""
@@ -112,6 +119,45 @@ def test_short_run_writes_a_loadable_pipeline(tmp_path, image_path):
     pipe.set_progress_bar_config(disable=True)
     images = pipe(batch_size=1, generator=torch.Generator().manual_seed(0), output_type="np").images
     assert images.shape == (1, 51, 88, 3) and np.isfinite(images).all()
+
+
+def test_log_every_batches_the_readback_but_logs_every_step(tmp_path, image_path):
+    base = ["--max_train_steps", "7", "--checkpointing_steps", "5"]
+    train(*argv(image_path, tmp_path / "each", *base))
+    train(*argv(image_path, tmp_path / "batched", *base, "--log_every", "3"))
+    each = json.loads((tmp_path / "each" / "loss_log.json").read_text())
+    batched = json.loads((tmp_path / "batched" / "loss_log.json").read_text())
+    assert [step for step, _ in batched] == list(range(1, 8)) and batched == each
+
+
+def test_speed_up_options_train_a_model_close_to_the_exact_one(tmp_path, image_path):
+    base = ["--max_train_steps", "6", "--checkpointing_steps", "6"]
+    exact = train(*argv(image_path, tmp_path / "exact", *base))
+    reset_accelerate_state()
+    fast = train(
+        *argv(image_path, tmp_path / "fast", *base),
+        *["--channels_last", "--fused_adam", "--cudnn_benchmark", "--allow_tf32", "--mixed_precision", "bf16"],
+    )
+    reset_accelerate_state()
+    assert json.loads((tmp_path / "fast" / "training_args.json").read_text())["channels_last"] is True
+    reloaded = SinDDMPipeline.from_pretrained(tmp_path / "fast")
+    for name, value in fast.denoiser.state_dict().items():
+        assert torch.equal(reloaded.denoiser.state_dict()[name], value)  # channels_last weights save and load
+    for name, value in exact.denoiser.state_dict().items():
+        # 6 Adam steps of lr 1e-3 move each weight by at most 6e-3; bf16 autocast changes the path only slightly
+        torch.testing.assert_close(reloaded.denoiser.state_dict()[name], value, atol=3e-3, rtol=0)
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_the_eager_run(tmp_path, image_path):
+    base = ["--max_train_steps", "4", "--checkpointing_steps", "4"]
+    eager = train(*argv(image_path, tmp_path / "eager", *base))
+    reset_accelerate_state()
+    compiled = train(*argv(image_path, tmp_path / "compiled", *base, "--compile"))
+    reset_accelerate_state()
+    for name, value in eager.denoiser.state_dict().items():
+        torch.testing.assert_close(compiled.denoiser.state_dict()[name], value, atol=1e-5, rtol=1e-4)
+    assert SinDDMPipeline.from_pretrained(tmp_path / "compiled").denoiser.config.dim == 8
 
 
 # ---------------------------------------------------------------------------------------------------------------
