@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -36,22 +35,14 @@ def check_components(scheduler: SinDDMScheduler, pyramid: SinDDMPyramid) -> None
 
 
 class _DropEmptyFp32Warning(logging.Filter):
-    """diffusers' ModelMixin.to(dtype) warns "modules ... should be kept in float32: []" even when the list is empty."""
+    """diffusers' ModelMixin.to(dtype) warns "modules ... should be kept in float32: []" even when the list is empty
+    (every `pipe.to(dtype=...)`, `from_pipe` and half-precision cast of our models would print it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "should be kept in float32: []" not in record.getMessage()
 
 
-@contextmanager
-def quiet_empty_fp32_warning():
-    """Silence that spurious warning (emitted by `DiffusionPipeline.from_pipe`, which casts every model)."""
-    target = logging.getLogger("diffusers.models.modeling_utils")
-    log_filter = _DropEmptyFp32Warning()
-    target.addFilter(log_filter)
-    try:
-        yield
-    finally:
-        target.removeFilter(log_filter)
+logging.getLogger("diffusers.models.modeling_utils").addFilter(_DropEmptyFp32Warning())
 
 
 def postprocess(images: torch.Tensor, output_type: str) -> list[Image.Image] | np.ndarray | torch.Tensor:
@@ -86,8 +77,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
         e.g. ``SinDDMPipeline.from_pipe(img2img_pipe)``. Note that diffusers casts the models to ``torch_dtype``
         (float32 unless given)."""
-        with quiet_empty_fp32_warning():
-            return super().from_pipe(pipeline, **kwargs)
+        return super().from_pipe(pipeline, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SinDDMPipeline:

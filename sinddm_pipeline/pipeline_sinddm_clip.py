@@ -27,7 +27,7 @@ from .clip_guidance import (
 )
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
-from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess, quiet_empty_fp32_warning
+from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess
 from .retargeting import Stage, plan_stages
 from .roi import check_box
 from .scheduling_sinddm import SinDDMScheduler
@@ -213,8 +213,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         ``clip_model=`` and ``tokenizer=`` given here, e.g.
         ``SinDDMCLIPPipeline.from_pipe(sinddm_pipe, clip_model=clip, tokenizer=tokenizer)``. Note that diffusers
         casts the models (CLIP included) to ``torch_dtype`` (float32 unless given)."""
-        with quiet_empty_fp32_warning():
-            return super().from_pipe(pipeline, **kwargs)
+        return super().from_pipe(pipeline, **kwargs)
 
     @classmethod
     def from_pretrained(

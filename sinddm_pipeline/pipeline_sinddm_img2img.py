@@ -17,7 +17,7 @@ from .acceleration import FastInferenceMixin
 from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
-from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess, quiet_empty_fp32_warning
+from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess
 from .scheduling_sinddm import SinDDMScheduler
 
 logger = logging.getLogger(__name__)
@@ -113,8 +113,7 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
         """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
         e.g. ``SinDDMImg2ImgPipeline.from_pipe(sinddm_pipe)``. Note that diffusers casts the models to
         ``torch_dtype`` (float32 unless given)."""
-        with quiet_empty_fp32_warning():
-            return super().from_pipe(pipeline, **kwargs)
+        return super().from_pipe(pipeline, **kwargs)
 
     def check_inputs(
         self, start_timestep: int | None, match_histogram: bool | None, batch_size: int, output_type: str

@@ -66,6 +66,21 @@ def test_image_argument_is_resized_to_the_samples(model_dir, tmp_path):
     assert "resized (LANCZOS) from 192x144 to the samples' 96x72" in report["reference"]
 
 
+def test_fast_sampling_options_are_used_and_recorded(model_dir, tmp_path):
+    args = ["--model", model_dir, *FAST, "--metrics", "pixel_diversity"]
+    exact = main([*args, "--output_json", str(tmp_path / "exact.json")])
+    fast = main(
+        [*args, "--num_inference_steps", "5", "3", "--dtype", "bf16", "--channels_last"]
+        + ["--output_json", str(tmp_path / "fast.json")]
+    )
+    assert fast["sampling"] == {"num_inference_steps": [5, 3], "dtype": "bf16", "channels_last": True}
+    assert exact["sampling"] == {"num_inference_steps": None, "dtype": "fp32", "channels_last": False}
+    assert fast["metrics"]["pixel_diversity"]["mean"] != exact["metrics"]["pixel_diversity"]["mean"]
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        main([*args, "--num_inference_steps", "5", "3", "3", "--output_json", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()
+
+
 def test_argument_errors(model_dir):
     with pytest.raises(SystemExit):
         parse_args(["--model", model_dir, "--metrics", "sifid"])  # no --inception_weights
