@@ -1,16 +1,24 @@
-"""Strided sampling (`num_inference_steps`) against the exact path on one model: speed and quality side by side.
+"""Fast sampling settings against the exact path on one trained model: speed and quality side by side.
 
-    python benchmarks/benchmark_fast_sampling.py --model models/hubble-sinddm --num_samples 16 --steps 20 10
+    python benchmarks/benchmark_fast_sampling.py --model models/hubble-sinddm --num_samples 32 \\
+        --settings 20 bf16+cl bf16+cl:50,15,8,6,5
     python benchmarks/benchmark_fast_sampling.py --quick      # 2 samples, weight-free metrics (what CI runs)
 
-Quality guard: each metric of a strided setting is compared with the exact path's on the same model and seed;
-the table marks a setting "ok" when every metric is within --tolerance (relative, default 10%) of the exact one.
+A setting is ``[OPTIONS:]STEPS``. OPTIONS joins any of ``bf16`` / ``fp16`` (the denoiser's dtype; samples and the
+scheduler stay fp32) and ``cl`` (channels_last) with "+"; STEPS is ``exact``, one count for every scale (``20``)
+or one per scale, coarsest first (``50,15,8,6,5``): the pipeline's ``num_inference_steps``. ``bf16+cl`` alone
+keeps every step.
+
+Quality guard: each metric of a setting is compared with the exact path's on the same model and seed; the table
+marks a setting "ok" when every metric is within --tolerance (relative, default 10%) of the exact one.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +29,51 @@ from sinddm_pipeline import SinDDMPipeline
 from sinddm_pipeline.evaluate import MetricSuite, generate_samples
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "hubble-sinddm"
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One way of sampling: the denoiser's dtype and memory format, and the steps per scale."""
+
+    label: str
+    dtype: torch.dtype = torch.float32
+    channels_last: bool = False
+    steps: int | list[int] | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Setting:
+        options, _, steps = text.rpartition(":") if ":" in text else ("", "", text)
+        if steps in DTYPES or steps == "cl" or "+" in steps:  # options only, e.g. "bf16+cl"
+            options, steps = steps, "exact"
+        dtype, channels_last = torch.float32, False
+        for option in filter(None, options.split("+")):
+            if option in DTYPES:
+                dtype = DTYPES[option]
+            elif option == "cl":
+                channels_last = True
+            else:
+                raise ValueError(f"Unknown option {option!r} in setting {text!r} (allowed: bf16, fp16, cl).")
+        if steps == "exact":
+            count = None
+        else:
+            counts = [int(value) for value in steps.split(",")]
+            count = counts[0] if len(counts) == 1 else counts
+        return cls(text, dtype, channels_last, count)
+
+    @property
+    def exact(self) -> bool:
+        return self.dtype == torch.float32 and not self.channels_last and self.steps is None
+
+    def pipeline(self, pipe: SinDDMPipeline) -> SinDDMPipeline:
+        if self.dtype == torch.float32 and not self.channels_last:
+            return pipe
+        denoiser = copy.deepcopy(pipe.denoiser).to(self.dtype)
+        if self.channels_last:
+            denoiser.to(memory_format=torch.channels_last)
+        fast = SinDDMPipeline(denoiser=denoiser, scheduler=pipe.scheduler, pyramid=pipe.pyramid)
+        fast.set_progress_bar_config(disable=True)
+        return fast
 
 
 def main(argv: list[str] | None = None) -> list[list[str]]:
@@ -28,17 +81,20 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     parser.add_argument("--model", default=str(DEFAULT_MODEL))
     parser.add_argument("--num_samples", type=int, default=16)
     parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--steps", type=int, nargs="+", default=[20, 10])
+    parser.add_argument("--settings", nargs="+", default=None, help="see the module docstring (default: 20 10)")
+    parser.add_argument("--steps", type=int, nargs="+", default=None, help="shorthand: one setting per count")
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--metrics", nargs="+", default=None, help="default: all that load")
-    parser.add_argument("--quick", action="store_true", help="2 samples, steps 10, pixel diversity + patch SWD")
+    parser.add_argument("--quick", action="store_true", help="2 samples, steps 10 and bf16+cl, 2 metrics")
     args = parser.parse_args(argv)
+    texts = args.settings or [str(steps) for steps in (args.steps or [20, 10])]
     if args.quick:
-        args.num_samples, args.batch_size, args.steps = 2, 2, [10]
+        args.num_samples, args.batch_size, texts = 2, 2, ["10", "bf16+cl:10"]
         args.metrics = ["pixel_diversity", "patch_swd"]
+    settings = [Setting("exact"), *[Setting.parse(text) for text in texts]]
     if args.threads:
         torch.set_num_threads(args.threads)
     suite_args = argparse.Namespace(
@@ -55,29 +111,33 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     finest = pipe.pyramid.pil(pipe.pyramid.num_scales - 1)
     reference = torch.from_numpy(np.asarray(finest)).permute(2, 0, 1)[None].float() / 255
 
-    results = {}
-    for steps in [None, *args.steps]:
+    results = []
+    for setting in settings:
+        fast = setting.pipeline(pipe)
         generator = torch.Generator(args.device).manual_seed(args.seed)
         start = time.perf_counter()
-        samples = generate_samples(pipe, args.num_samples, args.batch_size, generator, num_inference_steps=steps)
+        samples = generate_samples(
+            fast, args.num_samples, args.batch_size, generator, num_inference_steps=setting.steps
+        )
         seconds = (time.perf_counter() - start) / args.num_samples
         values = {name: suite.compute(name, samples, reference).mean for name in suite.names}
-        results[steps] = (seconds, values, pipe.num_steps(pipe.plan(), steps))
+        results.append((setting, seconds, values, pipe.num_steps(pipe.plan(), setting.steps)))
 
-    exact_seconds, exact_values, _ = results[None]
+    _, exact_seconds, exact_values, _ = results[0]
     rows = []
-    for steps, (seconds, values, count) in results.items():
+    for setting, seconds, values, count in results:
         ratios = {name: values[name] / exact_values[name] - 1 if exact_values[name] else 0.0 for name in values}
         ok = all(abs(r) <= args.tolerance for r in ratios.values())
-        cells = [f"{values[n]:.4g} ({ratios[n]:+.0%})" if steps else f"{values[n]:.4g}" for n in suite.names]
+        exact = setting.exact
+        cells = [f"{values[n]:.4g}" if exact else f"{values[n]:.4g} ({ratios[n]:+.0%})" for n in suite.names]
         rows.append(
-            ["exact" if steps is None else str(steps), str(count), f"{seconds:.2f}", f"{exact_seconds / seconds:.1f}x"]
+            [setting.label, str(count), f"{seconds:.2f}", f"{exact_seconds / seconds:.1f}x"]
             + cells
-            + ["-" if steps is None else ("ok" if ok else "outside")]
+            + ["-" if exact else ("ok" if ok else "outside")]
         )
     print_table(
-        "Strided sampling vs the exact path",
-        ["steps/scale", "steps", "s/sample", "speed-up", *suite.names, f"within {args.tolerance:.0%}"],
+        "Fast sampling settings vs the exact path",
+        ["setting", "steps", "s/sample", "speed-up", *suite.names, f"within {args.tolerance:.0%}"],
         rows,
         [
             f"device: {machine_description(torch.device(args.device))}; torch {torch.__version__}",

@@ -119,9 +119,17 @@ class SinDDMModel(ModelMixin, ConfigMixin):
             scale: pyramid scale index (0 = coarsest), an int or a tensor of shape () or (batch,).
             return_dict: return a [`SinDDMModelOutput`] instead of a plain tuple.
         """
-        batch = sample.shape[0]
-        timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
-        scales = torch.as_tensor(scale, device=sample.device, dtype=torch.float32).reshape(-1).expand(batch)
+        batch, device = sample.shape[0], sample.device
+        # Python numbers become device tensors with a fill kernel: torch.as_tensor would copy from host memory, which
+        # synchronises a GPU at every denoising step.
+        if isinstance(timestep, torch.Tensor):
+            timesteps = timestep.to(device).reshape(-1).expand(batch)
+        else:
+            timesteps = torch.full((batch,), timestep, device=device)
+        if isinstance(scale, torch.Tensor):
+            scales = scale.to(device=device, dtype=torch.float32).reshape(-1).expand(batch)
+        else:
+            scales = torch.full((batch,), scale, device=device, dtype=torch.float32)
         dim = self.config.embedding_dim
         cond = torch.cat((sinusoidal_embedding(timesteps, dim), sinusoidal_embedding(scales, dim)), dim=1)
         cond = self.cond_mlp(cond.to(self.conv_out.weight.dtype))

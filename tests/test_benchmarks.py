@@ -1,12 +1,32 @@
-"""The benchmarks run in quick mode (what CI runs) and print their tables."""
+"""The benchmarks run in quick mode (what CI runs) and print their tables; the fast-path matrices too, and CUDA-only
+options are skipped with a reason on a machine without CUDA."""
 
+import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallbacks of CUDA-only options")
+
+
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """The cells of every body row of the printed Markdown table."""
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
 
 
 @pytest.mark.parametrize(
@@ -18,8 +38,59 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     ],
 )
 def test_benchmark_quick_mode_prints_a_table(script, expected):
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--quick"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_benchmark(script, "--quick")
     assert expected in result.stdout and "device: CPU" in result.stdout and "torch " in result.stdout
+
+
+@needs_no_cuda
+def test_training_matrix_quick_mode():
+    result = run_benchmark("benchmark_training.py", "--matrix", "--quick", "--threads", "1", "--device", "cpu")
+    out = result.stdout
+    assert "| variant" in out and "mean ms/step" in out and "speed-up" in out and "loss rel. diff" in out
+    rows = {row[0]: row for row in table_rows(out)}
+    assert rows["exact (fp32)"][3] == "1.00x" and rows["exact (fp32)"][-1] == "reference"
+    for label in ("+channels_last", "+bf16 autocast", "+fused Adam"):
+        assert float(rows[label][-1]) < 1e-2, rows[label]  # the loss on the fixed batch barely moves
+    assert rows["+cudnn.benchmark, TF32"][1] == "skipped"
+    assert "skipped --cudnn_benchmark, --tf32: CUDA only" in out
+    assert "device: CPU" in out and "UTC" in out
+
+
+@needs_no_cuda
+def test_sampling_matrix_quick_mode():
+    args = ["--matrix", "exact", "bf16", "cuda_graphs", "strided", "--num_inference_steps", "5"]
+    result = run_benchmark("benchmark_sampling.py", *args, "--quick", "--threads", "1", "--device", "cpu")
+    out = result.stdout
+    assert "| variant" in out and "batch 1 s" in out and "images/s" in out and "max |diff| batch 1" in out
+    rows = table_rows(out)
+    assert [row[0].split(":")[0] for row in rows] == ["exact (fp32)", "bf16", "cuda_graphs", "strided"]
+    exact, bf16, graphs, strided = rows
+    assert exact[-1] == "reference" and exact[5] == "1.00x"
+    assert 0 < float(bf16[-1]) < 0.1  # bf16 noise estimates, fp32 samples: close to the exact path
+    assert graphs[1] == "skipped" and "cuda_graphs: skipped --cuda_graphs: CUDA only" in out
+    assert strided[-1] == "n/a (fewer steps)" and int(strided[1]) < int(exact[1])
+    assert "strided: ran without CUDA graphs" in out
+
+
+@needs_no_cuda
+@pytest.mark.parametrize(
+    ("script", "options", "reason"),
+    [
+        ("benchmark_training.py", ["--cudnn_benchmark", "--tf32", "--bf16"], "skipped --cudnn_benchmark, --tf32"),
+        ("benchmark_sampling.py", ["--cuda_graphs", "--batch_sizes", "1"], "skipped --cuda_graphs"),
+    ],
+)
+def test_cuda_only_options_are_skipped_with_a_reason_on_cpu(script, options, reason):
+    result = run_benchmark(script, "--quick", "--threads", "1", "--device", "cpu", *options)
+    assert f"{reason}: CUDA only (this run is on cpu)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "option"), [("benchmark_training", "--bf16"), ("benchmark_sampling", "--channels_last")]
+)
+def test_matrix_refuses_per_run_fast_path_options(module, option, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    benchmark = importlib.import_module(module)
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.parse_args(["--matrix", option])
+    assert exit_info.value.code == 2 and "--matrix sets the fast paths of each row itself" in capsys.readouterr().err
