@@ -40,6 +40,7 @@ class Setting:
     dtype: torch.dtype = torch.float32
     channels_last: bool = False
     steps: int | list[int] | None = None
+    seed_offset: int = 0  # another seed: the exact path's own sampling noise (the noise floor of the metrics)
 
     @classmethod
     def parse(cls, text: str) -> Setting:
@@ -63,7 +64,7 @@ class Setting:
 
     @property
     def exact(self) -> bool:
-        return self.dtype == torch.float32 and not self.channels_last and self.steps is None
+        return self.dtype == torch.float32 and not self.channels_last and self.steps is None and not self.seed_offset
 
     def pipeline(self, pipe: SinDDMPipeline) -> SinDDMPipeline:
         if self.dtype == torch.float32 and not self.channels_last:
@@ -88,6 +89,11 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--metrics", nargs="+", default=None, help="default: all that load")
+    parser.add_argument(
+        "--noise_floor",
+        action="store_true",
+        help="add the exact path with another seed: how far the metrics move by sampling noise alone",
+    )
     parser.add_argument("--quick", action="store_true", help="2 samples, steps 10 and bf16+cl, 2 metrics")
     args = parser.parse_args(argv)
     texts = args.settings or [str(steps) for steps in (args.steps or [20, 10])]
@@ -95,6 +101,8 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
         args.num_samples, args.batch_size, texts = 2, 2, ["10", "bf16+cl:10"]
         args.metrics = ["pixel_diversity", "patch_swd"]
     settings = [Setting("exact"), *[Setting.parse(text) for text in texts]]
+    if args.noise_floor:
+        settings.insert(1, Setting("exact, seed + 1", seed_offset=1))
     if args.threads:
         torch.set_num_threads(args.threads)
     suite_args = argparse.Namespace(
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     results = []
     for setting in settings:
         fast = setting.pipeline(pipe)
-        generator = torch.Generator(args.device).manual_seed(args.seed)
+        generator = torch.Generator(args.device).manual_seed(args.seed + setting.seed_offset)
         start = time.perf_counter()
         samples = generate_samples(
             fast, args.num_samples, args.batch_size, generator, num_inference_steps=setting.steps

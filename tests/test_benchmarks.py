@@ -94,3 +94,11 @@ def test_matrix_refuses_per_run_fast_path_options(module, option, monkeypatch, c
     with pytest.raises(SystemExit) as exit_info:
         benchmark.parse_args(["--matrix", option])
     assert exit_info.value.code == 2 and "--matrix sets the fast paths of each row itself" in capsys.readouterr().err
+
+
+def test_fast_sampling_rows_and_noise_floor():
+    result = run_benchmark("benchmark_fast_sampling.py", "--quick", "--noise_floor", "--threads", "1")
+    rows = {row[0]: row for row in table_rows(result.stdout)}
+    assert list(rows) == ["exact", "exact, seed + 1", "10", "bf16+cl:10"]
+    assert rows["exact"][-1] == "-" and rows["exact, seed + 1"][-1] in ("ok", "outside")
+    assert rows["exact"][1] == rows["exact, seed + 1"][1] and int(rows["10"][1]) < int(rows["exact"][1])
