@@ -2,7 +2,7 @@
 
 Every pipeline of this package calls its denoiser through `FastInferenceMixin.predict_noise`, which
 
-- runs the denoiser in its own dtype (e.g. ``torch_dtype=torch.bfloat16`` at load time) while the samples and the
+- runs the denoiser in its own dtype (e.g. ``dtype=torch.bfloat16`` at load time) while the samples and the
   scheduler's arithmetic stay in float32 (`sample_dtype`), so a bf16 denoiser costs accuracy in the noise estimate
   only, never in the blur/noise bookkeeping;
 - replays a captured CUDA graph per (shape, scale) once `enable_cuda_graphs` was called: one launch per denoiser
@@ -15,7 +15,7 @@ Example:
     ```py
     >>> import torch
     >>> from sinddm_pipeline import SinDDMPipeline
-    >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm", torch_dtype=torch.bfloat16)  # doctest: +SKIP
+    >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm", dtype=torch.bfloat16)  # doctest: +SKIP
     >>> pipe = pipe.to("cuda")  # doctest: +SKIP
     >>> pipe.enable_cuda_graphs()  # doctest: +SKIP
     >>> images = pipe(batch_size=16).images  # doctest: +SKIP

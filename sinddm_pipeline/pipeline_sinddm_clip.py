@@ -224,7 +224,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         ``CLIPModel`` and its tokenizer. Without it, CLIP comes from the pipeline folder when that holds one (a
         saved `SinDDMCLIPPipeline`), else from ``openai/clip-vit-base-patch32``. ``clip_model=`` and
         ``tokenizer=`` objects can be passed instead. Offline: pass a local folder (or set ``HF_HUB_OFFLINE=1`` to
-        use the Hub cache). ``cache_dir``, ``local_files_only``, ``token`` and ``torch_dtype`` apply to CLIP too.
+        use the Hub cache). ``cache_dir``, ``local_files_only``, ``token`` and ``dtype`` apply to CLIP too.
         """
         if "clip_model" not in kwargs or "tokenizer" not in kwargs:
             hub_kwargs = {key: kwargs[key] for key in ("cache_dir", "local_files_only", "token") if key in kwargs}
@@ -240,8 +240,9 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                 try:
                     if "clip_model" not in kwargs:
                         clip_model = CLIPModel.from_pretrained(name, **hub_kwargs)
-                        if kwargs.get("torch_dtype") is not None:
-                            clip_model = clip_model.to(kwargs["torch_dtype"])
+                        dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+                        if dtype is not None:
+                            clip_model = clip_model.to(dtype)
                         kwargs["clip_model"] = clip_model
                     kwargs.setdefault("tokenizer", CLIPTokenizer.from_pretrained(name, **hub_kwargs))
                 except OSError as error:

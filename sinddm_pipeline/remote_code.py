@@ -180,7 +180,8 @@ def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):
         cls: the pipeline class (`SinDDMPipeline`, `SinDDMImg2ImgPipeline`, `SinDDMCLIPPipeline`, ...).
         folder: the local folder.
         kwargs: components to use as they are (``denoiser=...``; any other argument of ``cls.__init__``, e.g.
-            ``clip_model=`` and ``tokenizer=``), ``torch_dtype``; the rest is ignored.
+            ``clip_model=`` and ``tokenizer=``), ``dtype`` (or diffusers' deprecated ``torch_dtype``); the rest is
+            ignored.
     """
     import inspect
 
@@ -196,8 +197,9 @@ def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):
         if name not in components:
             components[name] = component_cls.from_pretrained(folder, subfolder=name)
     pipeline = cls(**components)
-    if kwargs.get("torch_dtype") is not None:
-        pipeline.to(kwargs["torch_dtype"])
+    dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+    if dtype is not None:
+        pipeline.to(dtype)
     pipeline.register_to_config(_name_or_path=str(folder))
     return pipeline
 

@@ -87,3 +87,18 @@ def test_cuda_graphs_give_the_eager_images():
     assert other_size.shape[-1] > eager.shape[-1]
     pipe.disable_cuda_graphs()
     np.testing.assert_array_equal(generate(pipe, 7, "cuda", batch_size=2).cpu().numpy(), eager.cpu().numpy())
+
+
+@pytest.mark.parametrize("with_code", [False, True])
+def test_from_pretrained_with_a_bf16_dtype(pipe, tmp_path, with_code):
+    if with_code:
+        from sinddm_pipeline.hub import prepare_hub_folder
+
+        prepare_hub_folder(pipe, tmp_path, num_grid_samples=0)
+    else:
+        pipe.save_pretrained(tmp_path)
+    loaded = SinDDMPipeline.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert loaded.denoiser.dtype == torch.bfloat16 and loaded.sample_dtype == torch.float32
+    assert {buffer.dtype for buffer in loaded.pyramid.buffers()} == {torch.uint8}
+    loaded.set_progress_bar_config(disable=True)
+    assert generate(loaded, 1, num_inference_steps=3).dtype == torch.float32
