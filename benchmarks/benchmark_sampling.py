@@ -303,7 +303,7 @@ def run_matrix(args: argparse.Namespace, device: torch.device, pyramid: Pyramid,
             f"images/s (batch {largest})",
             *[f"speed-up b{b}" for b in args.batch_sizes],
             "peak MB",
-            "max |diff| batch 1",
+            "max abs diff, batch 1",
         ],
         rows,
         [
@@ -314,7 +314,7 @@ def run_matrix(args: argparse.Namespace, device: torch.device, pyramid: Pyramid,
             "batch-1 call for the numerics check); speed-up: exact / row",
             "exact: fp32 with TF32 off (torch allows TF32 in cuDNN convolutions by default); half-precision rows keep "
             "samples and scheduler math in fp32",
-            f"max |diff| batch 1: largest pixel difference (images in [0, 1]) from the exact path, generator seed "
+            f"max abs diff, batch 1: largest pixel difference (images in [0, 1]) from the exact path, generator seed "
             f"{args.seed}",
             *notes,
         ],
