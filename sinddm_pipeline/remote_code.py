@@ -21,7 +21,7 @@ instead, ignoring the shipped code.
 Example:
     >>> import json, tempfile
     >>> from sinddm_pipeline.remote_code import REMOTE_MODULE, add_remote_code, flattened_source
-    >>> "class SinDDMPipeline(DiffusionPipeline)" in flattened_source()
+    >>> "class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline)" in flattened_source()
     True
 """
 
