@@ -58,6 +58,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, help="Where the pipeline and checkpoints are written.")
     parser.add_argument("--overwrite", action="store_true", help="Allow an output_dir that already holds a model.")
     parser.add_argument("--max_train_steps", type=int, default=120_000)
+    parser.add_argument(
+        "--max_train_minutes",
+        type=float,
+        default=None,
+        help="Also stop (saving a checkpoint and the final pipeline) once this many minutes of training have passed "
+        "in this run, counted from its first step; checked every --log_every steps.",
+    )
     parser.add_argument("--train_batch_size", type=int, default=32, help="Global batch (split over processes).")
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument(
@@ -86,6 +93,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     speed.add_argument("--fused_adam", action="store_true", help="torch.optim.Adam(fused=True).")
     speed.add_argument(
         "--compile", action="store_true", help="torch.compile the denoiser (inductor; compiles once per scale size)."
+    )
+    speed.add_argument(
+        "--device_rng",
+        action="store_true",
+        help="Draw the noise and timesteps on the training device (a per-step-seeded GPU generator) instead of on the "
+        "CPU and copying them over: faster on a GPU, reproducible and resumable, but a different random stream than "
+        "the default; the same as the default on a CPU.",
     )
     speed.add_argument(
         "--log_every",
@@ -129,6 +143,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--scale_factor must be > 1, got {args.scale_factor}.")
     if args.crop_size is not None and args.crop_size < 16:
         parser.error(f"--crop_size must be >= 16 px (the denoiser sees ~35 px), got {args.crop_size}.")
+    minutes = args.max_train_minutes
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):
+        parser.error(f"--max_train_minutes must be a finite number > 0, got {args.max_train_minutes}.")
     if args.checkpointing_steps < 1:
         parser.error(f"--checkpointing_steps must be >= 1, got {args.checkpointing_steps}.")
     return args
@@ -214,6 +231,13 @@ def weights_digest(model: torch.nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def time_is_up(accelerator: Accelerator, start_time: float, minutes: float) -> bool:
+    """Whether ``minutes`` have passed since ``start_time`` on any process (all processes agree, so that they stop
+    at the same step)."""
+    up = torch.tensor([float(time.time() - start_time >= 60 * minutes)], device=accelerator.device)
+    return bool(accelerator.reduce(up, reduction="sum").item() > 0)
+
+
 def tracker_config(args: argparse.Namespace) -> dict:
     """The arguments as tracker hyper-parameters (scalars and strings only; no token)."""
 
@@ -280,7 +304,9 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
     )
     # The scale of a step is the same on every process; timesteps, noise and crops differ per process.
     scale_rng = GeneratorState(args.seed)
-    noise_rng = StepSeededGenerator(args.seed, accelerator.process_index)
+    noise_rng = StepSeededGenerator(
+        args.seed, accelerator.process_index, device=accelerator.device if args.device_rng else "cpu"
+    )
     accelerator.register_for_checkpointing(ema, scale_rng, noise_rng)
     pipeline = SinDDMPipeline(denoiser=ema.model, scheduler=scheduler, pyramid=stored_pyramid)  # EMA, updated in place
 
@@ -303,7 +329,8 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
     denoiser.train()
     start_time, start_step = time.time(), global_step
     pending: list[tuple[int, torch.Tensor, float, int]] = []  # (step, loss on the device, lr, scale) not read yet
-    while global_step < args.max_train_steps:
+    out_of_time = False
+    while global_step < args.max_train_steps and not out_of_time:
         scale = int(torch.randint(0, pyramid.num_scales, (1,), generator=scale_rng.generator))
         generator = noise_rng.at_step(global_step)
         x, blurry = data.batch(scale, local_batch, args.crop_size, generator=generator)
@@ -328,12 +355,20 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
             progress.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", steps_s=f"{rate:.2f}")
             progress.update(len(pending))
             pending = []
+            if args.max_train_minutes is not None:
+                out_of_time = time_is_up(accelerator, start_time, args.max_train_minutes)
+                saving = saving or out_of_time
 
         if saving:
             save_checkpoint(accelerator, args, global_step, losses, pipeline)
         if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
             _save_validation_grid(pipeline, args, global_step)
     progress.close()
+    elapsed = time.time() - start_time
+    logger.info(
+        f"Trained steps {start_step}..{global_step} in {elapsed:.1f} s"
+        + (f" (stopped by --max_train_minutes {args.max_train_minutes:g})" if out_of_time else "")
+    )
 
     digest = weights_digest(accelerator.unwrap_model(denoiser, keep_torch_compile=False))
     logger.info(f"Process {accelerator.process_index}: final denoiser weights sha256 {digest}")

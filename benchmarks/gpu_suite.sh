@@ -7,14 +7,20 @@
 #   QUICK=1 SKIP_COMPILE=1 bash benchmarks/gpu_suite.sh   # the same without the two torch.compile steps
 #
 # Steps (each under its own `timeout`, so one failure or hang does not cost the others):
-#   info              nvidia-smi, torch / CUDA / cuDNN versions, the GPU                          -> info.txt
+#   info              nvidia-smi, torch / CUDA / cuDNN versions, the GPU                          -> suite.log
 #   training_matrix   exact fp32 recipe, +channels_last, +bf16, +cudnn.benchmark/TF32, +fused Adam,
 #                     +noise and timesteps drawn on the GPU                                       -> training_matrix.md
 #   sampling_matrix   exact fp32, channels_last, bf16, fp16, CUDA graphs, strided (20 steps/scale) -> sampling_matrix.md
+#   time_to_quality   train_sinddm.py on balloons (dim 160, batch 32, the recipe) with every eager fast path for
+#                     $TQ_MINUTES minutes, a checkpoint every $TQ_CHECKPOINT steps; 4 of them (evenly spaced, the
+#                     last included) come back as pipelines to evaluate on the CPU machine -> snapshots-*.tar
+#                     (skipped without ./shared/images/balloons.png: a synthetic image has no quality to reach)
 #   training_compile  exact, then every eager fast path + torch.compile (mode $TRAIN_COMPILE_MODE)  -> training_compile.md
 #   sampling_compile  exact, then bf16 + channels_last + torch.compile ($SAMPLE_COMPILE_MODE)       -> sampling_compile.md
 # plus suite.log: everything printed (progress lines as each row ends, so a step cut short still leaves figures).
-# Six files: the device tool returns at most 8 from $OUT.
+# At most eight files (the device tool returns at most 8 from $OUT, 16 MB each). Every step's limit is also cut to
+# what is left before SUITE_DEADLINE seconds (default 560 on the GPU: the device tool's call limit is 600), so the
+# slow compile steps, last, get only the time that is left.
 #
 # On the project's GPU machines (see /work/.library/device/): their Python (3.12) has torch but not diffusers. Before
 # the run, on the CPU machine, in the repository root (.whl/ is git-ignored), fetch the three missing wheels:
@@ -27,8 +33,8 @@
 # (same scales, same cost; the tables say which).
 #
 # Environment: OUT, QUICK=1, SKIP_COMPILE=1, PYTHON (default python3), THREADS (QUICK only, default 1), the modes
-# TRAIN_COMPILE_MODE (default "default") and SAMPLE_COMPILE_MODE (default "reduce-overhead"), and the per-step limits
-# in seconds T_TRAIN, T_SAMPLE, T_TRAIN_COMPILE, T_SAMPLE_COMPILE.
+# TRAIN_COMPILE_MODE (default "default") and SAMPLE_COMPILE_MODE (default "reduce-overhead"), the per-step limits
+# in seconds T_TRAIN, T_SAMPLE, T_TQ, T_TRAIN_COMPILE, T_SAMPLE_COMPILE, SUITE_DEADLINE, and TQ_MINUTES, TQ_CHECKPOINT.
 set -u
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -49,21 +55,34 @@ if [ "${QUICK:-0}" = 1 ]; then
     COMMON=(--quick --threads "${THREADS:-1}")
     TRAIN=()
     SAMPLE=(--num_inference_steps 10)
+    TQ=(--dim 8 --train_batch_size 2 --num_threads "${THREADS:-1}")
+    : "${TQ_MINUTES:=0.2}" "${TQ_CHECKPOINT:=5}"
     # tiny models, but a CPU compiles slowly (and may be shared)
-    : "${T_TRAIN:=300}" "${T_SAMPLE:=600}" "${T_TRAIN_COMPILE:=600}" "${T_SAMPLE_COMPILE:=900}"
+    : "${T_TRAIN:=300}" "${T_SAMPLE:=600}" "${T_TQ:=120}" "${T_TRAIN_COMPILE:=600}" "${T_SAMPLE_COMPILE:=900}"
+    : "${SUITE_DEADLINE:=3600}"
 else
     COMMON=()
     TRAIN=(--dim 160 --batch_size 32 --repeats 10 --warmup 3)
     SAMPLE=(--dim 160 --batch_sizes 1 16 --repeats 3 --warmup 1 --num_inference_steps 20)
-    # the H100 budget: 7.7 minutes if every step ran to its limit (expected: about half of that)
-    : "${T_TRAIN:=90}" "${T_SAMPLE:=140}" "${T_TRAIN_COMPILE:=120}" "${T_SAMPLE_COMPILE:=120}"
+    TQ=(--dim 160 --train_batch_size 32)
+    : "${TQ_MINUTES:=3}" "${TQ_CHECKPOINT:=1000}"
+    # the H100 budget: the matrices about 1.5 minutes, time to quality TQ_MINUTES + 0.5, compiling what is left
+    : "${T_TRAIN:=90}" "${T_SAMPLE:=140}" "${T_TQ:=230}" "${T_TRAIN_COMPILE:=120}" "${T_SAMPLE_COMPILE:=120}"
+    : "${SUITE_DEADLINE:=560}"
 fi
 
 say() { echo "$*" | tee -a "$LOG"; }
 
+# limit_for LIMIT: LIMIT, cut to the seconds left before SUITE_DEADLINE (at least 1)
+limit_for() {
+    local left=$((SUITE_DEADLINE - (SECONDS - SUITE_START)))
+    if [ "$left" -lt "$1" ]; then echo $((left > 1 ? left : 1)); else echo "$1"; fi
+}
+
 # run_step NAME LIMIT SCRIPT ARGS...: the script's table to $OUT/NAME.md, its stderr to the log and the console.
 run_step() {
-    local name=$1 limit=$2 script=$3
+    local name=$1 limit script=$3
+    limit=$(limit_for "$2")
     shift 3
     local start=$SECONDS status
     say ""
@@ -126,8 +145,40 @@ try:
 except ImportError as error:
     print(f"import failed: {error}")
 EOF
-    } 2>&1 | tee "$OUT/info.txt" >>"$LOG"
-    cat "$OUT/info.txt"
+    } 2>&1 | tee -a "$LOG"
+}
+
+# time_to_quality: train the recipe on balloons with the eager fast paths for TQ_MINUTES, then pack snapshots
+time_to_quality() {
+    local start=$SECONDS limit status image=shared/images/balloons.png run=/tmp/sinddm_time_to_quality
+    limit=$(limit_for "$T_TQ")
+    say ""
+    if [ ! -f "$image" ]; then
+        SUMMARY+=("time_to_quality: skipped (no $image)")
+        say "=== time_to_quality: skipped (no $image; copy ../shared/images/balloons.png there, untracked)"
+        return
+    fi
+    # leave 45 s of the limit for starting, the last checkpoint and saving
+    local minutes
+    minutes=$("$PYTHON" -c "print(round(max(0.05, min($TQ_MINUTES, ($limit - 45) / 60)), 2))")
+    local args=(--image_path "$image" --output_dir "$run" --overwrite "${TQ[@]}" --max_train_minutes "$minutes"
+        --checkpointing_steps "$TQ_CHECKPOINT" --mixed_precision bf16 --channels_last --cudnn_benchmark --allow_tf32
+        --fused_adam --device_rng --log_every 50)
+    say "=== time_to_quality: $PYTHON train_sinddm.py ${args[*]} (limit ${limit} s)"
+    timeout --kill-after=15 "$limit" "$PYTHON" train_sinddm.py "${args[@]}" >>"$LOG" 2>&1
+    local rc=$?
+    grep -E "Trained steps|weights sha256|Total optimization" "$LOG" | tail -3
+    if [ $rc = 0 ]; then
+        "$PYTHON" benchmarks/pack_snapshots.py "$run" "$OUT" --count 4 --max_file_mb 15 2>&1 | tee -a "$LOG"
+        rc=${PIPESTATUS[0]}
+    fi
+    case $rc in
+        0) status="ok" ;;
+        124 | 137) status="TIMED OUT at ${limit} s" ;;
+        *) status="FAILED (exit $rc; see suite.log)" ;;
+    esac
+    SUMMARY+=("time_to_quality: $status, $((SECONDS - start)) s")
+    say "=== time_to_quality: $status, $((SECONDS - start)) s"
 }
 
 install_carried_wheels || { write_info; exit 1; }
@@ -135,6 +186,7 @@ write_info
 
 run_step training_matrix "$T_TRAIN" benchmark_training.py --matrix "${COMMON[@]}" "${TRAIN[@]}"
 run_step sampling_matrix "$T_SAMPLE" benchmark_sampling.py --matrix "${COMMON[@]}" "${SAMPLE[@]}"
+time_to_quality
 if [ "${SKIP_COMPILE:-0}" = 1 ]; then
     SUMMARY+=("training_compile, sampling_compile: skipped (SKIP_COMPILE=1)")
 else

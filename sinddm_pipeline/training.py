@@ -59,8 +59,9 @@ class TrainingData:
             x = image.expand(batch_size, -1, -1, -1)
             return x, None if blurry is None else blurry.expand(batch_size, -1, -1, -1)
         ch, cw = min(crop_size, height), min(crop_size, width)
-        tops = torch.randint(0, height - ch + 1, (batch_size,), generator=generator).tolist()
-        lefts = torch.randint(0, width - cw + 1, (batch_size,), generator=generator).tolist()
+        device = "cpu" if generator is None else generator.device
+        tops = torch.randint(0, height - ch + 1, (batch_size,), generator=generator, device=device).tolist()
+        lefts = torch.randint(0, width - cw + 1, (batch_size,), generator=generator, device=device).tolist()
 
         def crops(source: torch.Tensor) -> torch.Tensor:
             return torch.cat([source[..., t : t + ch, s : s + cw] for t, s in zip(tops, lefts, strict=True)])
@@ -80,10 +81,12 @@ def training_loss(
 ) -> torch.Tensor:
     """Mean |eps - denoiser(x_t, t, scale)| with t uniform in [0, T) and x_t the blur-mixed, noised image."""
     batch = x.shape[0]
+    # drawn where the generator lives (the CPU by default, as the reference does), then moved to the batch
+    device = "cpu" if generator is None else generator.device
     if timesteps is None:
-        timesteps = torch.randint(0, len(scheduler), (batch,), generator=generator, device="cpu").to(x.device)
+        timesteps = torch.randint(0, len(scheduler), (batch,), generator=generator, device=device).to(x.device)
     if noise is None:
-        noise = torch.randn(x.shape, generator=generator, device="cpu", dtype=x.dtype).to(x.device)
+        noise = torch.randn(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
     noisy = scheduler.training_input(x, blurry, noise, timesteps, scale)
     prediction = denoiser(noisy, timesteps, scale).sample
     return (noise - prediction.to(noise.dtype)).abs().mean()

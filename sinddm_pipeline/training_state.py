@@ -45,9 +45,9 @@ class StepSeededGenerator:
     generator) stays the same.
     """
 
-    def __init__(self, seed: int, process_index: int = 0):
+    def __init__(self, seed: int, process_index: int = 0, device: torch.device | str = "cpu"):
         self.seed, self.process_index = seed, process_index
-        self.generator = torch.Generator()
+        self.generator = torch.Generator(device)
 
     def at_step(self, step: int) -> torch.Generator:
         """The generator, seeded for ``step`` of this process."""

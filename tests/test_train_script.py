@@ -148,6 +148,30 @@ def test_speed_up_options_train_a_model_close_to_the_exact_one(tmp_path, image_p
         torch.testing.assert_close(reloaded.denoiser.state_dict()[name], value, atol=3e-3, rtol=0)
 
 
+def test_device_rng_on_the_cpu_is_the_default_stream(tmp_path, image_path):
+    base = ["--max_train_steps", "4", "--checkpointing_steps", "4", "--crop_size", "40"]
+    default = train(*argv(image_path, tmp_path / "default", *base))
+    device_rng = train(*argv(image_path, tmp_path / "device_rng", *base, "--device_rng"))
+    for name, value in default.denoiser.state_dict().items():
+        assert torch.equal(device_rng.denoiser.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize(("log_every", "stop_step"), [("1", 1), ("3", 3)])
+def test_max_train_minutes_stops_at_a_readback_and_saves_everything(tmp_path, image_path, caplog, log_every, stop_step):
+    output_dir = tmp_path / "out"
+    caplog.set_level("INFO", logger="train_sinddm")
+    args = ["--max_train_steps", "50", "--checkpointing_steps", "40", "--log_every", log_every]
+    train(*argv(image_path, output_dir, *args, "--max_train_minutes", "1e-9"))
+    assert [step for step, _ in json.loads((output_dir / "loss_log.json").read_text())] == list(range(1, stop_step + 1))
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == [f"checkpoint-{stop_step}"]
+    assert SinDDMPipeline.from_pretrained(output_dir).denoiser.config.dim == 8
+    assert "stopped by --max_train_minutes" in caplog.text
+    # resumable like any other checkpoint: the run goes on to --max_train_steps
+    resumed = argv(image_path, output_dir, "--max_train_steps", "5", "--resume_from_checkpoint", "latest")
+    train(*resumed)
+    assert len(json.loads((output_dir / "loss_log.json").read_text())) == 5
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_the_eager_run(tmp_path, image_path):
     base = ["--max_train_steps", "4", "--checkpointing_steps", "4"]
@@ -378,7 +402,13 @@ def test_script_prints_the_error_without_a_traceback(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("bad", "message"), [(["--dim", "15"], "--dim must be even"), (["--max_train_steps", "0"], "must be >= 1")]
+    ("bad", "message"),
+    [
+        (["--dim", "15"], "--dim must be even"),
+        (["--max_train_steps", "0"], "must be >= 1"),
+        (["--max_train_minutes", "0"], "--max_train_minutes must be a finite number > 0"),
+        (["--max_train_minutes", "nan"], "--max_train_minutes must be a finite number > 0"),
+    ],
 )
 def test_bad_arguments_exit_with_code_2(tmp_path, image_path, capsys, bad, message):
     with pytest.raises(SystemExit) as exit_info:
