@@ -168,9 +168,20 @@ def resolve_folder(pretrained_model_name_or_path: str | os.PathLike, **kwargs: A
     if os.path.isdir(pretrained_model_name_or_path):
         return Path(pretrained_model_name_or_path)
     from huggingface_hub import snapshot_download
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    name = str(pretrained_model_name_or_path)
+    if os.path.isfile(name):
+        raise NotADirectoryError(f"{name} is a file: expected a pipeline folder (with model_index.json) or a Hub id.")
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise FileNotFoundError(
+            f"No pipeline folder at {name}, and it is not a Hub repo id either (expected 'user/name')."
+        ) from None
 
     keys = ("cache_dir", "revision", "token", "local_files_only", "force_download", "proxies")
-    return Path(snapshot_download(str(pretrained_model_name_or_path), **{k: kwargs[k] for k in keys if k in kwargs}))
+    return Path(snapshot_download(name, **{k: kwargs[k] for k in keys if k in kwargs}))
 
 
 def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):

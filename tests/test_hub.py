@@ -250,3 +250,21 @@ def test_flattening_drops_package_imports_and_methods_that_need_the_package():
     assert flat == "import torch\nclass P:\n    def lazy(self):\n        pass\n        return check_box\n"
     with pytest.raises(ValueError, match="not shipped"):
         _strip_package_imports("from .hub import push_to_hub\n")
+
+
+def _a_file(path: Path) -> Path:
+    path.write_bytes(b"not a pipeline")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda tmp: tmp / "missing" / "model", FileNotFoundError, "No pipeline folder at"),
+        (lambda tmp: tmp / "missing", FileNotFoundError, "not a Hub repo id either"),
+        (lambda tmp: _a_file(tmp / "weights.safetensors"), NotADirectoryError, "is a file"),
+    ],
+)
+def test_a_path_that_is_neither_a_folder_nor_a_hub_id_gets_a_clear_error(tmp_path, make, error, message):
+    with pytest.raises(error, match=message):
+        SinDDMPipeline.from_pretrained(str(make(tmp_path)))
