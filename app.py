@@ -4,6 +4,9 @@ Starts offline on the model shipped in `models/`; the model box also takes any p
 models trained in the Train tab join the list. Every task has an API name (generate, text_edit, harmonize,
 style_transfer, roi_generate, train), so scripts can call the app with `gradio_client`.
 Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables (read by `launch()`).
+`python app.py --bf16` (or SINDDM_APP_BF16=1, e.g. as a Space variable) runs every denoiser in bfloat16 and
+channels_last: about 4x faster sampling on a CPU with bf16 instructions, quality within 1% of the exact path
+(benchmarks/RESULTS.md); the samples and the scheduler's arithmetic stay float32.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 MAX_OUTPUT_SIDE = 1024
 MAX_TRAIN_STEPS = 20_000
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+BF16 = os.environ.get("SINDDM_APP_BF16", "0").strip().lower() in ("1", "true", "yes")
+"""Load denoisers in bfloat16 + channels_last (``--bf16`` / SINDDM_APP_BF16=1); off: the exact fp32 path."""
 WORK_DIR = Path(os.environ.get("SINDDM_APP_DIR") or tempfile.mkdtemp(prefix="sinddm_app_"))
 """Where the app writes zips, trained models and temporary images (a fresh temporary folder by default)."""
 
@@ -75,9 +80,12 @@ def load_pipeline(name: str | None) -> SinDDMPipeline:
     with _lock:
         if location not in _pipelines:
             try:
-                pipe = SinDDMPipeline.from_pretrained(location).to(DEVICE)
+                pipe = SinDDMPipeline.from_pretrained(location, **({"dtype": torch.bfloat16} if BF16 else {}))
+                pipe = pipe.to(DEVICE)
             except Exception as error:  # any loading failure becomes a message in the UI
                 raise gr.Error(f"Cannot load the model {name!r}: {first_line(error)}") from error
+            if BF16:
+                pipe.denoiser.to(memory_format=torch.channels_last)
             pipe.set_progress_bar_config(disable=True)
             _pipelines[location] = pipe
         return _pipelines[location]
@@ -802,8 +810,18 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     return demo
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Launch the app (host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
+    import argparse
+
+    global BF16
+    parser = argparse.ArgumentParser(description="The SinDDM web app.")
+    parser.add_argument(
+        "--bf16", action="store_true", help="Denoisers in bfloat16 + channels_last (faster; default: exact fp32)."
+    )
+    BF16 = parser.parse_args(argv).bf16 or BF16
+    if BF16 and DEVICE == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        print("Note: this CPU has no bfloat16 instructions; --bf16 will be slower than the exact path here.")
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(allowed_paths=[str(WORK_DIR)])
 
 

@@ -275,3 +275,35 @@ def test_push_uploads_the_trained_folder_through_the_hub_helper(monkeypatch, tmp
     assert message == "Pushed to https://huggingface.co/me/mine"
     ((args, kwargs),) = calls
     assert args == (str(tmp_path), "me/mine") and kwargs["token"] == "hf_abc" and kwargs["private"] is True
+
+
+def test_bf16_mode_loads_a_half_precision_channels_last_denoiser_close_to_exact(files, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(app, "_pipelines", {})
+    exact = app.request_pipeline(app.SinDDMPipeline, files["model"])
+    monkeypatch.setattr(app, "_pipelines", {})
+    monkeypatch.setattr(app, "BF16", True)
+    fast = app.request_pipeline(app.SinDDMPipeline, files["model"])
+    assert fast.denoiser.dtype == torch.bfloat16 and exact.denoiser.dtype == torch.float32
+    conv = fast.denoiser.blocks[1].conv1.weight  # 3x3: the layouts differ
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    images = [
+        pipe(batch_size=1, generator=torch.Generator().manual_seed(0), output_type="np").images
+        for pipe in (exact, fast)
+    ]
+    assert images[1].dtype == images[0].dtype and images[1].shape == images[0].shape
+    assert 0 < np.abs(images[1] - images[0]).max() < 0.1  # bf16 noise estimates, fp32 samples
+
+
+def test_bf16_flag_of_the_launcher(monkeypatch):
+    launched = []
+    monkeypatch.setattr(app, "BF16", False)
+    monkeypatch.setattr(
+        app,
+        "build_demo",
+        lambda: SimpleNamespace(queue=lambda **_: SimpleNamespace(launch=lambda **kwargs: launched.append(app.BF16))),
+    )
+    app.main([])
+    app.main(["--bf16"])
+    assert launched == [False, True]
