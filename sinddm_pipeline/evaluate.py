@@ -34,6 +34,7 @@ from .image_io import load_training_image
 from .metrics.common import MetricResult, to_batch
 from .metrics.weights import WeightsUnavailableError
 from .pipeline_sinddm import SinDDMPipeline
+from .scheduling_sinddm import SinDDMScheduler
 
 METRICS = ("pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "sifid")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -78,6 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="The denoiser's dtype (samples and the scheduler stay fp32); fp32 is the exact path.",
     )
     parser.add_argument("--channels_last", action="store_true", help="channels_last denoiser (faster on CPU).")
+    parser.add_argument(
+        "--solver_order",
+        type=int,
+        choices=(1, 2),
+        default=None,
+        help="1: the reference reblurring step; 2: the multistep solver, for large strides (see SinDDMScheduler); "
+        "default: the saved scheduler's.",
+    )
     parser.add_argument("--output_json", default=None, help="Where to write the results (never overwritten).")
     args = parser.parse_args(argv)
     if args.num_samples < 2 or args.batch_size < 1:
@@ -182,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     pipe = SinDDMPipeline.from_pretrained(args.model).to(args.device)
     pipe.check_num_inference_steps(args.num_inference_steps)  # a bad count fails before any sampling
+    if args.solver_order not in (None, pipe.scheduler.config.solver_order):
+        pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=args.solver_order)
     pipe.denoiser.to(DTYPES[args.dtype])
     if args.channels_last:
         pipe.denoiser.to(memory_format=torch.channels_last)
@@ -213,6 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
             "num_inference_steps": args.num_inference_steps,
             "dtype": args.dtype,
             "channels_last": args.channels_last,
+            "solver_order": pipe.scheduler.config.solver_order,
         },
         "metrics": {name: result.to_dict() for name, result in results.items()},
         "skipped": suite.skipped,

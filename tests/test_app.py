@@ -307,3 +307,23 @@ def test_bf16_flag_of_the_launcher(monkeypatch):
     app.main([])
     app.main(["--bf16"])
     assert launched == [False, True]
+
+
+def test_fast_generation_is_strided_with_the_second_order_solver(files):
+    import torch
+
+    from sinddm_pipeline import SinDDMScheduler
+
+    gallery, _ = app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 3)
+    pipe = app.SinDDMPipeline.from_pretrained(files["model"])
+    pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(generator=app.make_generator(3), num_inference_steps=3).images[0]
+    assert np.array_equal(np.asarray(gallery[0][0]), np.asarray(expected))
+    reference = app.SinDDMPipeline.from_pretrained(files["model"])
+    reference.set_progress_bar_config(disable=True)
+    strided_first_order = reference(generator=app.make_generator(3), num_inference_steps=3).images[0]
+    assert not np.array_equal(np.asarray(strided_first_order), np.asarray(expected))
+    first_order = app.request_pipeline(app.SinDDMPipeline, files["model"])
+    assert first_order.scheduler.config.solver_order == 1  # the cached pipeline is not changed
+    assert torch.equal(first_order.denoiser.conv_out.weight, pipe.denoiser.conv_out.weight)

@@ -99,6 +99,9 @@ def test_matrix_refuses_per_run_fast_path_options(module, option, monkeypatch, c
 def test_fast_sampling_rows_and_noise_floor():
     result = run_benchmark("benchmark_fast_sampling.py", "--quick", "--noise_floor", "--threads", "1")
     rows = {row[0]: row for row in table_rows(result.stdout)}
-    assert list(rows) == ["exact", "exact, seed + 1", "10", "bf16+cl:10"]
-    assert rows["exact"][-1] == "-" and rows["exact, seed + 1"][-1] in ("ok", "outside")
+    assert list(rows) == ["exact", "exact, seed + 1", "10", "bf16+cl:10", "bf16+cl+2m:10"]
+    assert rows["exact"][-2:] == ["-", "-"] and rows["exact, seed + 1"][-2] in ("ok", "outside")
+    assert rows["exact, seed + 1"][-1] in ("ok", "worse")
     assert rows["exact"][1] == rows["exact, seed + 1"][1] and int(rows["10"][1]) < int(rows["exact"][1])
+    assert rows["bf16+cl+2m:10"][1] == rows["bf16+cl:10"][1]  # the solver changes no step count
+    assert rows["bf16+cl+2m:10"][4:6] != rows["bf16+cl:10"][4:6]  # ... but the samples

@@ -70,12 +70,33 @@ def test_fast_sampling_options_are_used_and_recorded(model_dir, tmp_path):
     args = ["--model", model_dir, *FAST, "--metrics", "pixel_diversity"]
     exact = main([*args, "--output_json", str(tmp_path / "exact.json")])
     fast = main(
-        [*args, "--num_inference_steps", "5", "3", "--dtype", "bf16", "--channels_last"]
+        [*args, "--num_inference_steps", "5", "3", "--dtype", "bf16", "--channels_last", "--solver_order", "2"]
         + ["--output_json", str(tmp_path / "fast.json")]
     )
-    assert fast["sampling"] == {"num_inference_steps": [5, 3], "dtype": "bf16", "channels_last": True}
-    assert exact["sampling"] == {"num_inference_steps": None, "dtype": "fp32", "channels_last": False}
+    first_order = main([*args, "--num_inference_steps", "5", "3", "--output_json", str(tmp_path / "first.json")])
+    second_order = main(
+        [
+            *args,
+            "--num_inference_steps",
+            "5",
+            "3",
+            "--solver_order",
+            "2",
+            "--output_json",
+            str(tmp_path / "second.json"),
+        ]
+    )
+    assert fast["sampling"] == {
+        "num_inference_steps": [5, 3], "dtype": "bf16", "channels_last": True, "solver_order": 2,
+    }  # fmt: skip
+    assert exact["sampling"] == {
+        "num_inference_steps": None,
+        "dtype": "fp32",
+        "channels_last": False,
+        "solver_order": 1,
+    }
     assert fast["metrics"]["pixel_diversity"]["mean"] != exact["metrics"]["pixel_diversity"]["mean"]
+    assert second_order["metrics"]["pixel_diversity"] != first_order["metrics"]["pixel_diversity"]
     with pytest.raises(ValueError, match="num_inference_steps"):
         main([*args, "--num_inference_steps", "5", "3", "3", "--output_json", str(tmp_path / "bad.json")])
     assert not (tmp_path / "bad.json").exists()

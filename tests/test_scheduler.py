@@ -170,3 +170,81 @@ def test_strided_reblurring_step_lands_on_the_next_timestep():
         scheduler.sqrt_alphas_cumprod[prev_t] * target + (1 - scheduler.alphas_cumprod[prev_t]).sqrt() * direction
     )
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# solver_order 2: the multistep reblurring solver (a speed-up, not the reference)
+
+
+def _reblurring_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    eps = torch.randn(2, 1, 3, 8, 8, generator=generator)
+    x = torch.randn(1, 3, 8, 8, generator=generator)
+    blurry = torch.rand(1, 3, 8, 8, generator=generator) * 2 - 1
+    return eps[0], eps[1], x, blurry
+
+
+def test_solver_order_defaults_to_the_reference_and_is_validated(tmp_path):
+    assert _tiny_scheduler().config.solver_order == 1
+    legacy = {k: v for k, v in _tiny_scheduler().config.items() if k != "solver_order"}  # configs saved before it
+    assert SinDDMScheduler.from_config(legacy).config.solver_order == 1
+    second = SinDDMScheduler.from_config(_tiny_scheduler().config, solver_order=2)
+    second.save_pretrained(tmp_path)
+    assert SinDDMScheduler.from_pretrained(tmp_path).config.solver_order == 2
+    with pytest.raises(ValueError, match="solver_order must be 1 .* or 2"):
+        _tiny_scheduler(solver_order=3)
+
+
+def test_second_order_step_extrapolates_the_deblurred_estimate_in_log_snr():
+    first, second = _tiny_scheduler(), _tiny_scheduler(solver_order=2)
+    eps_a, eps_b, x, blurry = _reblurring_inputs()
+    for scheduler in (first, second):
+        scheduler.set_timesteps(scale=1, num_inference_steps=5)
+    t_a, t_b = 38, 26
+    t_c = second.previous_timestep(t_b)
+    # the first step of a stage has no history: the reference step
+    out_a = second.step(eps_a, t_a, x, scale=1, blurry_sample=blurry)
+    assert torch.equal(out_a.prev_sample, first.step(eps_a, t_a, x, scale=1, blurry_sample=blurry).prev_sample)
+    # the second: D = (1 + 1/(2r))·d - 1/(2r)·d_a, r = (lambda_b - lambda_a) / (lambda_c - lambda_b)
+    x_b = out_a.prev_sample
+    out_b = second.step(eps_b, t_b, x_b, scale=1, blurry_sample=blurry).prev_sample
+    lam = {t: 0.5 * np.log(a / (1 - a)) for t, a in ((t, float(second._alphas_cumprod64[t])) for t in (t_a, t_b, t_c))}
+    r = (lam[t_b] - lam[t_a]) / (lam[t_c] - lam[t_b])
+
+    def deblurred(eps: torch.Tensor, t: int, sample: torch.Tensor) -> torch.Tensor:
+        return second.deblur(second.predict_original_sample(eps, t, sample), blurry, t, 1)
+
+    d = (1 + 0.5 / r) * deblurred(eps_b, t_b, x_b) - 0.5 / r * deblurred(eps_a, t_a, x)
+    g_b, g_c = second.gamma(1, t_b), second.gamma(1, t_c)
+    target = (g_c * blurry + (1 - g_c) * d).clamp(-1, 1)
+    x0 = (g_b * blurry + (1 - g_b) * d).clamp(-1, 1)
+    direction = (x_b - second.sqrt_alphas_cumprod[t_b] * x0) / second.sqrt_one_minus_alphas_cumprod[t_b]
+    expected = second.sqrt_alphas_cumprod[t_c] * target + (1 - second.alphas_cumprod[t_c]).sqrt() * direction
+    torch.testing.assert_close(out_b, expected, atol=1e-6, rtol=0)
+    assert not torch.allclose(out_b, first.step(eps_b, t_b, x_b, scale=1, blurry_sample=blurry).prev_sample)
+
+
+def test_set_timesteps_starts_every_stage_without_history():
+    scheduler = _tiny_scheduler(solver_order=2)
+    eps_a, eps_b, x, blurry = _reblurring_inputs()
+    runs = []
+    for _ in range(2):
+        scheduler.set_timesteps(scale=1, num_inference_steps=4)
+        sample = x
+        for t, eps in zip(scheduler.timesteps.tolist(), [eps_a, eps_b, eps_a, eps_b], strict=True):
+            sample = scheduler.step(eps, t, sample, scale=1, blurry_sample=blurry).prev_sample
+        runs.append(sample)
+    assert torch.equal(runs[0], runs[1])
+
+
+def test_second_order_leaves_the_ddpm_steps_alone():
+    first, second = _tiny_scheduler(), _tiny_scheduler(solver_order=2)
+    eps_a, eps_b, x, blurry = _reblurring_inputs()
+    noise = torch.randn(1, 3, 8, 8)
+    for scale, reblurring in ((0, True), (1, False)):
+        for scheduler in (first, second):
+            scheduler.set_timesteps(scale=scale)
+        for eps, t in ((eps_a, 20), (eps_b, 19)):
+            kwargs = dict(scale=scale, blurry_sample=blurry, reblurring=reblurring, variance_noise=noise)
+            a = first.step(eps, t, x, **kwargs).prev_sample
+            assert torch.equal(second.step(eps, t, x, **kwargs).prev_sample, a)
