@@ -34,10 +34,9 @@ from .image_io import load_training_image
 from .metrics.common import MetricResult, to_batch
 from .metrics.weights import WeightsUnavailableError
 from .pipeline_sinddm import SinDDMPipeline
-from .scheduling_sinddm import SinDDMScheduler
+from .sampling_options import add_sampling_arguments, apply_sampling_options, sampling_record, steps_argument
 
 METRICS = ("pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "sifid")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _metric_list(text: str) -> list[str]:
@@ -65,34 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--weights_cache", default=None, help="Cache folder for converted weights.")
     parser.add_argument("--vgg_layer", default="relu2_2", help="The VGG16 layer of SIFID-VGG.")
-    parser.add_argument(
-        "--num_inference_steps",
-        type=int,
-        nargs="+",
-        default=None,
-        help="Strided sampling: one count for every scale, or one per scale, coarsest first (default: exact).",
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(DTYPES),
-        default="fp32",
-        help="The denoiser's dtype (samples and the scheduler stay fp32); fp32 is the exact path.",
-    )
-    parser.add_argument("--channels_last", action="store_true", help="channels_last denoiser (faster on CPU).")
-    parser.add_argument(
-        "--solver_order",
-        type=int,
-        choices=(1, 2),
-        default=None,
-        help="1: the reference reblurring step; 2: the multistep solver, for large strides (see SinDDMScheduler); "
-        "default: the saved scheduler's.",
-    )
+    add_sampling_arguments(parser)
     parser.add_argument("--output_json", default=None, help="Where to write the results (never overwritten).")
     args = parser.parse_args(argv)
     if args.num_samples < 2 or args.batch_size < 1:
         parser.error("--num_samples must be >= 2 (diversity compares samples) and --batch_size >= 1.")
-    if args.num_inference_steps is not None and len(args.num_inference_steps) == 1:
-        args.num_inference_steps = args.num_inference_steps[0]
     if args.metrics and "sifid" in args.metrics and not args.inception_weights:
         parser.error("the sifid metric needs --inception_weights (InceptionV3 weights cannot be downloaded here).")
     return args
@@ -190,16 +166,11 @@ def main(argv: list[str] | None = None) -> dict:
     suite = MetricSuite.load(args)
 
     pipe = SinDDMPipeline.from_pretrained(args.model).to(args.device)
-    pipe.check_num_inference_steps(args.num_inference_steps)  # a bad count fails before any sampling
-    if args.solver_order not in (None, pipe.scheduler.config.solver_order):
-        pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=args.solver_order)
-    pipe.denoiser.to(DTYPES[args.dtype])
-    if args.channels_last:
-        pipe.denoiser.to(memory_format=torch.channels_last)
+    apply_sampling_options(pipe, args)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     start = time.time()
     samples = generate_samples(
-        pipe, args.num_samples, args.batch_size, generator, num_inference_steps=args.num_inference_steps
+        pipe, args.num_samples, args.batch_size, generator, num_inference_steps=steps_argument(args)
     )
     generation_s = time.time() - start
     size = (samples.shape[-1], samples.shape[-2])
@@ -220,12 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "batch_size": args.batch_size,
         "device": args.device,
-        "sampling": {
-            "num_inference_steps": args.num_inference_steps,
-            "dtype": args.dtype,
-            "channels_last": args.channels_last,
-            "solver_order": pipe.scheduler.config.solver_order,
-        },
+        "sampling": sampling_record(pipe, args),
         "metrics": {name: result.to_dict() for name, result in results.items()},
         "skipped": suite.skipped,
         "timings": timings,

@@ -1,5 +1,7 @@
 """Command line generation: `python -m sinddm_pipeline.generate --model models/hubble-sinddm --num_images 8`.
 
+Fast: `... --dtype bf16 --channels_last --solver_order 2 --num_inference_steps 10 6 5 4 3` (benchmarks/RESULTS.md).
+
 Writes one PNG per sample (and optionally a grid) into --output_dir, never over existing files.
 """
 
@@ -14,6 +16,7 @@ import torch
 
 from .pipeline_sinddm import SinDDMPipeline
 from .plots import image_grid
+from .sampling_options import add_sampling_arguments, apply_sampling_options, steps_argument
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grid", default=None, help="Also save all samples as one grid image at this path.")
     parser.add_argument("--grid_columns", type=int, default=4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_sampling_arguments(parser)
     args = parser.parse_args(argv)
     if args.num_images < 1 or args.batch_size < 1:
         parser.error("--num_images and --batch_size must be >= 1.")
@@ -47,6 +51,7 @@ def next_free_path(folder: str, stem: str, suffix: str = ".png") -> str:
 def main(argv: list[str] | None = None) -> list[str]:
     args = parse_args(argv)
     pipe = SinDDMPipeline.from_pretrained(args.model).to(args.device)
+    apply_sampling_options(pipe, args)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     images, start = [], time.time()
     while len(images) < args.num_images:
@@ -58,6 +63,7 @@ def main(argv: list[str] | None = None) -> list[str]:
             width_scale=args.width_scale,
             height=args.height,
             width=args.width,
+            num_inference_steps=steps_argument(args),
         ).images
     elapsed = time.time() - start
     os.makedirs(args.output_dir, exist_ok=True)

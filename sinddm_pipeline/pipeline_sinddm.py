@@ -273,7 +273,10 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
                 many (>= 2) evenly spaced denoising steps per scale instead of all of them (100 at the coarsest, t_i
                 above), with the respaced DDPM step at scale 0 and a strided reblurring step above. A list gives each
                 scale its own count, coarsest first (the coarsest scale is the cheapest per step). ``None`` is the
-                exact reference.
+                exact reference. Large strides at the fine scales need the scheduler's second-order solver
+                (``pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)``): with it,
+                ``[10, 6, 5, 4, 3]`` matches the exact path's quality (benchmarks/RESULTS.md); with the reference
+                step it does not.
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.

@@ -38,3 +38,24 @@ def test_retargeting_arguments_reach_the_pipeline(tiny_pipe, tmp_path):
         ]
     )
     assert Image.open(path).size == (130, 50)
+
+
+def test_fast_sampling_options_give_the_pipeline_result(tiny_pipe, tmp_path):
+    import numpy as np
+    import torch
+
+    from sinddm_pipeline import SinDDMPipeline, SinDDMScheduler
+
+    tiny_pipe.save_pretrained(tmp_path / "model")
+    args = ["--model", str(tmp_path / "model"), "--num_images", "1", "--seed", "4"]
+    fast = ["--dtype", "bf16", "--channels_last", "--solver_order", "2", "--num_inference_steps", "4", "3"]
+    (path,) = main([*args, "--output_dir", str(tmp_path / "fast"), *fast])
+    pipe = SinDDMPipeline.from_pretrained(tmp_path / "model", dtype=torch.bfloat16)
+    pipe.denoiser.to(memory_format=torch.channels_last)
+    pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(generator=torch.Generator().manual_seed(4), num_inference_steps=[4, 3]).images[0]
+    assert np.array_equal(np.asarray(Image.open(path)), np.asarray(expected))
+    with pytest.raises(ValueError, match="num_inference_steps"):
+        main([*args, "--output_dir", str(tmp_path / "bad"), "--num_inference_steps", "4", "3", "3"])
+    assert not (tmp_path / "bad").exists()  # refused before sampling or writing anything
