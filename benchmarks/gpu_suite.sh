@@ -10,7 +10,8 @@
 #   info              nvidia-smi, torch / CUDA / cuDNN versions, the GPU                          -> suite.log
 #   training_matrix   exact fp32 recipe, +channels_last, +bf16, +cudnn.benchmark/TF32, +fused Adam,
 #                     +noise and timesteps drawn on the GPU                                       -> training_matrix.md
-#   sampling_matrix   exact fp32, channels_last, bf16, fp16, CUDA graphs, strided (20 steps/scale) -> sampling_matrix.md
+#   sampling_matrix   exact fp32, channels_last, bf16, fp16, CUDA graphs, strided (20 steps/scale), the
+#                     same with the second-order solver                                        -> sampling_matrix.md
 #   time_to_quality   train_sinddm.py on balloons (dim 160, batch 32, the recipe) with every eager fast path for
 #                     $TQ_MINUTES minutes, a checkpoint every $TQ_CHECKPOINT steps; 4 of them (evenly spaced, the
 #                     last included) come back as pipelines to evaluate on the CPU machine -> snapshots-*.tar
@@ -84,19 +85,25 @@ run_step() {
     local name=$1 limit script=$3
     limit=$(limit_for "$2")
     shift 3
-    local start=$SECONDS status
+    local start=$SECONDS
     say ""
     say "=== $name: $PYTHON benchmarks/$script $* (limit ${limit} s)"
     timeout --kill-after=15 "$limit" "$PYTHON" "benchmarks/$script" "$@" >"$OUT/$name.md" 2> >(tee -a "$LOG" >&2)
     local rc=$?
     tee -a "$LOG" <"$OUT/$name.md"
-    case $rc in
+    finish_step "$name" $rc "$limit" "$start" " (figures so far: the progress lines in suite.log)"
+}
+
+# finish_step NAME RC LIMIT START [TIMEOUT_NOTE]: record how a step ended (summary line and log)
+finish_step() {
+    local status
+    case $2 in
         0) status="ok" ;;
-        124 | 137) status="TIMED OUT at ${limit} s (figures so far: the progress lines in suite.log)" ;;
-        *) status="FAILED (exit $rc; see suite.log)" ;;
+        124 | 137) status="TIMED OUT at ${3} s${5:-}" ;;
+        *) status="FAILED (exit $2; see suite.log)" ;;
     esac
-    SUMMARY+=("$name: $status, $((SECONDS - start)) s")
-    say "=== $name: $status, $((SECONDS - start)) s"
+    SUMMARY+=("$1: $status, $((SECONDS - $4)) s")
+    say "=== $1: $status, $((SECONDS - $4)) s"
 }
 
 install_carried_wheels() {
@@ -150,7 +157,7 @@ EOF
 
 # time_to_quality: train the recipe on balloons with the eager fast paths for TQ_MINUTES, then pack snapshots
 time_to_quality() {
-    local start=$SECONDS limit status image=shared/images/balloons.png run=/tmp/sinddm_time_to_quality
+    local start=$SECONDS limit image=shared/images/balloons.png run=/tmp/sinddm_time_to_quality
     limit=$(limit_for "$T_TQ")
     say ""
     if [ ! -f "$image" ]; then
@@ -172,13 +179,7 @@ time_to_quality() {
         "$PYTHON" benchmarks/pack_snapshots.py "$run" "$OUT" --count 4 --max_file_mb 15 2>&1 | tee -a "$LOG"
         rc=${PIPESTATUS[0]}
     fi
-    case $rc in
-        0) status="ok" ;;
-        124 | 137) status="TIMED OUT at ${limit} s" ;;
-        *) status="FAILED (exit $rc; see suite.log)" ;;
-    esac
-    SUMMARY+=("time_to_quality: $status, $((SECONDS - start)) s")
-    say "=== time_to_quality: $status, $((SECONDS - start)) s"
+    finish_step time_to_quality $rc "$limit" "$start"
 }
 
 install_carried_wheels || { write_info; exit 1; }

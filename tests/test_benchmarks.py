@@ -58,13 +58,14 @@ def test_training_matrix_quick_mode():
 
 @needs_no_cuda
 def test_sampling_matrix_quick_mode():
-    args = ["--matrix", "exact", "bf16", "cuda_graphs", "strided", "--num_inference_steps", "5"]
+    args = ["--matrix", "exact", "bf16", "cuda_graphs", "strided", "strided_2m", "--num_inference_steps", "5"]
     result = run_benchmark("benchmark_sampling.py", *args, "--quick", "--threads", "1", "--device", "cpu")
     out = result.stdout
     assert "| variant" in out and "batch 1 s" in out and "images/s" in out and "max abs diff, batch 1" in out
     rows = table_rows(out)
-    assert [row[0].split(":")[0] for row in rows] == ["exact (fp32)", "bf16", "cuda_graphs", "strided"]
-    exact, bf16, graphs, strided = rows
+    assert [row[0].split(":")[0] for row in rows] == ["exact (fp32)", "bf16", "cuda_graphs", "strided", "strided_2m"]
+    exact, bf16, graphs, strided, strided_2m = rows
+    assert strided_2m[1] == strided[1] and "2nd-order solver" in strided_2m[0]
     assert exact[-1] == "reference" and exact[5] == "1.00x"
     assert 0 < float(bf16[-1]) < 0.1  # bf16 noise estimates, fp32 samples: close to the exact path
     assert graphs[1] == "skipped" and "cuda_graphs: skipped --cuda_graphs: CUDA only" in out
