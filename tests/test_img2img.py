@@ -351,3 +351,20 @@ def test_runs_on_cuda():
     ).images
     assert images.device.type == "cuda" and images.shape == (1, 3, 40, 50)
     assert pipe(synthetic_image(50, 40), output_type="pt").images.device.type == "cuda"
+
+
+def test_the_second_order_solver_runs_the_image_tasks_too(random_pipe):
+    from sinddm_pipeline import SinDDMScheduler
+
+    image = synthetic_image(50, 40)
+    second = SinDDMImg2ImgPipeline(
+        denoiser=random_pipe.denoiser,
+        scheduler=SinDDMScheduler.from_config(random_pipe.scheduler.config, solver_order=2),
+        pyramid=random_pipe.pyramid,
+    )
+    second.set_progress_bar_config(disable=True)
+    first_order = run(random_pipe, image, output_type="np")
+    outputs = [run(second, image, output_type="np") for _ in range(2)]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert outputs[0].shape == first_order.shape and 0 <= outputs[0].min() and outputs[0].max() <= 1
+    assert 0 < np.abs(outputs[0] - first_order).max() < 0.5  # another solver of the same process
