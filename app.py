@@ -115,9 +115,10 @@ def request_pipeline(cls: type, name: str | None, solver_order: int | None = Non
     scheduler, so that concurrent requests never step each other's timesteps; progress bars off. ``solver_order``
     2: the scheduler's multistep reblurring solver (for strided sampling)."""
     base = load_pipeline(name)
-    scheduler = copy.deepcopy(base.scheduler)
-    if solver_order is not None and solver_order != scheduler.config.solver_order:
-        scheduler = SinDDMScheduler.from_config(scheduler.config, solver_order=solver_order)
+    if solver_order is None:
+        scheduler = copy.deepcopy(base.scheduler)
+    else:  # a fresh scheduler from the config: no shared state either
+        scheduler = SinDDMScheduler.from_config(base.scheduler.config, solver_order=solver_order)
     pipe = cls(denoiser=base.denoiser, scheduler=scheduler, pyramid=base.pyramid, **extra)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -104,9 +104,7 @@ def build_pipeline(
     """A fresh pipeline with the weights ``state``, on ``device``, with the fast paths of ``variant``."""
     denoiser = SinDDMModel(dim=dim)
     denoiser.load_state_dict(state)
-    scheduler = SinDDMScheduler.from_pyramid(pyramid)
-    if variant.solver_order != 1:
-        scheduler = SinDDMScheduler.from_config(scheduler.config, solver_order=variant.solver_order)
+    scheduler = SinDDMScheduler.from_pyramid(pyramid, solver_order=variant.solver_order)
     pipe = SinDDMPipeline(denoiser, scheduler, SinDDMPyramid.from_pyramid(pyramid))
     pipe = pipe.to(device=device, dtype=DTYPES[variant.dtype], silence_dtype_warnings=True)
     pipe.set_progress_bar_config(disable=True)
