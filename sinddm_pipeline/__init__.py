@@ -1,5 +1,6 @@
 """SinDDM (ICML 2023) as Hugging Face diffusers components: train on one image, generate endless variations."""
 
+from .modeling_patch_denoiser import SinDDMPatchDenoiser, SinDDMPatchDenoiserOutput
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel, SinDDMModelOutput
 from .pipeline_sinddm import SinDDMPipeline
@@ -17,6 +18,8 @@ __all__ = [
     "SinDDMImg2ImgPipeline",
     "SinDDMModel",
     "SinDDMModelOutput",
+    "SinDDMPatchDenoiser",
+    "SinDDMPatchDenoiserOutput",
     "SinDDMPipeline",
     "SinDDMPyramid",
     "SinDDMScheduler",

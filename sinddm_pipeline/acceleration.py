@@ -108,6 +108,8 @@ class FastInferenceMixin:
             >>> pipe.enable_cuda_graphs()  # doctest: +SKIP
             ```
         """
+        if getattr(self.denoiser, "conditions_on_blurry_sample", False):
+            raise ValueError("CUDA graphs are for the trained SinDDMModel; the training-free denoiser runs eagerly.")
         device = self.denoiser.device
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need the pipeline on a CUDA device (pipe.to('cuda')), it is on {device}.")
@@ -117,9 +119,22 @@ class FastInferenceMixin:
         """Back to eager denoiser calls (releases the captured graphs)."""
         self._cuda_graph_denoiser = None
 
-    def predict_noise(self, sample: torch.Tensor, timestep: int | torch.Tensor, scale: int) -> torch.Tensor:
-        """The denoiser's noise estimate for ``sample``, computed in the denoiser's dtype, returned in the sample's."""
+    def predict_noise(
+        self,
+        sample: torch.Tensor,
+        timestep: int | torch.Tensor,
+        scale: int,
+        blurry_sample: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The denoiser's noise estimate for ``sample``, computed in the denoiser's dtype, returned in the sample's.
+
+        ``blurry_sample`` (the up-sampled previous scale, at scales > 0) goes to denoisers that condition on it (the
+        training-free `SinDDMPatchDenoiser`); the trained `SinDDMModel` does not take it.
+        """
         model_input = sample.to(self.denoiser.dtype)
+        if getattr(self.denoiser, "conditions_on_blurry_sample", False):
+            blurry = None if blurry_sample is None else blurry_sample.to(self.denoiser.dtype)
+            return self.denoiser(model_input, timestep, scale, blurry_sample=blurry).sample.to(sample.dtype)
         runner = self._cuda_graph_denoiser
         if (
             runner is not None

@@ -1,4 +1,6 @@
-"""Command line evaluation: `python -m sinddm_pipeline.evaluate --model models/hubble --num_samples 50`.
+"""Command line evaluation: `python -m sinddm_pipeline.evaluate --model models/hubble-sinddm --num_samples 50`.
+
+A training-free pipeline of an image (no model): `python -m sinddm_pipeline.evaluate --image X --training_free`.
 
 Generates ``--num_samples`` images with a seeded generator, compares them with the training image (``--image``,
 default: the pipeline's own finest pyramid scale) and prints one line per metric (mean ± std over samples or
@@ -49,8 +51,13 @@ def _metric_list(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Evaluate a SinDDM pipeline: diversity and fidelity metrics.")
-    parser.add_argument("--model", required=True, help="A pipeline folder or a Hub repo id.")
+    parser.add_argument("--model", default=None, help="A pipeline folder or a Hub repo id.")
     parser.add_argument("--image", default=None, help="The training image (default: the pipeline's finest scale).")
+    parser.add_argument(
+        "--training_free",
+        action="store_true",
+        help="Evaluate the training-free pipeline of --image (SinDDMPipeline.from_image) instead of a --model.",
+    )
     parser.add_argument("--num_samples", type=int, default=50)
     parser.add_argument("--batch_size", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -67,6 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_sampling_arguments(parser)
     parser.add_argument("--output_json", default=None, help="Where to write the results (never overwritten).")
     args = parser.parse_args(argv)
+    if args.training_free and (args.image is None or args.model is not None):
+        parser.error("--training_free samples from --image (required) instead of a --model (leave it out).")
+    if not args.training_free and args.model is None:
+        parser.error("give --model (a pipeline folder or Hub id), or --training_free with --image.")
     if args.num_samples < 2 or args.batch_size < 1:
         parser.error("--num_samples must be >= 2 (diversity compares samples) and --batch_size >= 1.")
     if args.metrics and "sifid" in args.metrics and not args.inception_weights:
@@ -162,10 +173,14 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.output_json and os.path.exists(args.output_json):
         raise FileExistsError(f"--output_json {args.output_json!r} already exists; choose another path.")
-    output_json = args.output_json or next_free_path(".", f"evaluation_{Path(args.model).name}", ".json")
+    name = Path(args.model).name if args.model else f"training_free_{Path(args.image).stem}"
+    output_json = args.output_json or next_free_path(".", f"evaluation_{name}", ".json")
     suite = MetricSuite.load(args)
 
-    pipe = SinDDMPipeline.from_pretrained(args.model).to(args.device)
+    start = time.time()
+    pipe = SinDDMPipeline.from_image(args.image) if args.training_free else SinDDMPipeline.from_pretrained(args.model)
+    pipe = pipe.to(args.device)
+    pipeline_s = time.time() - start
     apply_sampling_options(pipe, args)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     start = time.time()
@@ -177,14 +192,18 @@ def main(argv: list[str] | None = None) -> dict:
     reference, reference_note = reference_image(pipe, args.image, size)
     reference = to_batch(reference)
 
-    results, timings = {}, {"generation_s": round(generation_s, 3)}
+    results, timings = {}, {"pipeline_s": round(pipeline_s, 3), "generation_s": round(generation_s, 3)}
     for name in tqdm(suite.names, desc="metrics", unit="metric"):
         start = time.time()
         results[name] = suite.compute(name, samples, reference)
         timings[f"{name}_s"] = round(time.time() - start, 3)
 
     report = {
-        "model": args.model,
+        "model": args.model if args.model else f"training-free pipeline of {args.image}",
+        "denoiser": {
+            "class": type(pipe.denoiser).__name__,
+            **{key: value for key, value in pipe.denoiser.config.items() if not key.startswith("_")},
+        },
         "reference": reference_note,
         "num_samples": args.num_samples,
         "sample_size": {"width": size[0], "height": size[1]},

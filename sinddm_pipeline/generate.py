@@ -1,5 +1,8 @@
 """Command line generation: `python -m sinddm_pipeline.generate --model models/hubble-sinddm --num_images 8`.
 
+From any image, with no training (the training-free patch denoiser): `python -m sinddm_pipeline.generate --image
+my.jpg --num_images 8`.
+
 Fast: `... --dtype bf16 --channels_last --solver_order 2 --num_inference_steps 10 6 5 4 3` (benchmarks/RESULTS.md).
 
 Writes one PNG per sample (and optionally a grid) into --output_dir, never over existing files.
@@ -21,7 +24,11 @@ from .sampling_options import add_sampling_arguments, apply_sampling_options, st
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Generate images with a SinDDM pipeline.")
-    parser.add_argument("--model", required=True, help="A pipeline folder or a Hub repo id.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="A pipeline folder or a Hub repo id.")
+    source.add_argument(
+        "--image", help="An image file: sample from it directly, with no training (SinDDMPipeline.from_image)."
+    )
     parser.add_argument("--output_dir", default="samples")
     parser.add_argument("--num_images", type=int, default=4)
     parser.add_argument("--batch_size", type=int, default=4)
@@ -40,6 +47,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def load_pipeline(args: argparse.Namespace) -> SinDDMPipeline:
+    """The pipeline of ``--model`` (a folder or Hub id) or, with ``--image``, the training-free one of that image."""
+    if getattr(args, "image", None) is not None and args.model is None:
+        return SinDDMPipeline.from_image(args.image)
+    return SinDDMPipeline.from_pretrained(args.model)
+
+
 def next_free_path(folder: str, stem: str, suffix: str = ".png") -> str:
     """``folder/stem_0000.png``, or the next number not yet taken."""
     index = 0
@@ -50,7 +64,7 @@ def next_free_path(folder: str, stem: str, suffix: str = ".png") -> str:
 
 def main(argv: list[str] | None = None) -> list[str]:
     args = parse_args(argv)
-    pipe = SinDDMPipeline.from_pretrained(args.model).to(args.device)
+    pipe = load_pipeline(args).to(args.device)
     apply_sampling_options(pipe, args)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     images, start = [], time.time()

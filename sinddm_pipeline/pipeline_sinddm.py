@@ -14,8 +14,10 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from .acceleration import FastInferenceMixin
+from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
+from .pyramid import DEFAULT_MAX_PIXELS
 from .retargeting import Stage, plan_stages
 from .roi import ROIGuidance, check_roi_arguments
 from .scheduling_sinddm import SinDDMScheduler
@@ -25,13 +27,22 @@ OUTPUT_TYPES = ("pil", "np", "pt")
 logger = logging.getLogger(__name__)
 
 
-def check_components(scheduler: SinDDMScheduler, pyramid: SinDDMPyramid) -> None:
-    """Refuse a pyramid and a scheduler that describe different scales (both SinDDM pipelines share this)."""
+def check_components(
+    scheduler: SinDDMScheduler, pyramid: SinDDMPyramid, denoiser: SinDDMModel | SinDDMPatchDenoiser | None = None
+) -> None:
+    """Refuse a pyramid and a scheduler that describe different scales, or a training-free denoiser built for
+    another schedule (every SinDDM pipeline checks its components with this). A [`SinDDMPatchDenoiser`] gets the
+    pyramid's images here: its references are the pipeline's pyramid."""
     if pyramid.config.scale_sizes != scheduler.config.scale_sizes:
         raise ValueError(
             "The pyramid and the scheduler describe different scales: "
             f"{pyramid.config.scale_sizes} vs {scheduler.config.scale_sizes}."
         )
+    # duck-typed: vanilla diffusers loads the shipped code once per component folder, so the denoiser's class
+    # may be another copy of SinDDMPatchDenoiser than this module's
+    if hasattr(denoiser, "set_pyramid"):
+        denoiser.check_schedule(scheduler)
+        denoiser.set_pyramid(pyramid)
 
 
 class _DropEmptyFp32Warning(logging.Filter):
@@ -60,17 +71,56 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
     r"""Generate images like the single training image of a SinDDM model, at its size or any other.
 
     Components:
-        denoiser ([`SinDDMModel`]): the noise predictor.
+        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free.
         scheduler ([`SinDDMScheduler`]): the multi-scale blur + noise process; its config holds the scale sizes.
-        pyramid ([`SinDDMPyramid`]): the training image at every scale (used by image-guided tasks).
+        pyramid ([`SinDDMPyramid`]): the training image at every scale (used by image-guided tasks, and the
+            reference patches of a training-free denoiser).
+
+    Two ways to get one: `from_pretrained` (a trained model, from a folder or the Hub) or `from_image` (any image,
+    no training).
     """
 
     model_cpu_offload_seq = "denoiser"
 
-    def __init__(self, denoiser: SinDDMModel, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid):
+    def __init__(
+        self, denoiser: SinDDMModel | SinDDMPatchDenoiser, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid
+    ):
         super().__init__()
-        check_components(scheduler, pyramid)
+        check_components(scheduler, pyramid, denoiser)
         self.register_modules(denoiser=denoiser, scheduler=scheduler, pyramid=pyramid)
+
+    @classmethod
+    def from_image(cls, image, max_pixels: int = DEFAULT_MAX_PIXELS, **denoiser_options) -> SinDDMPipeline:
+        r"""A ready training-free pipeline for ``image``: its pyramid, a scheduler with the second-order solver and a
+        [`SinDDMPatchDenoiser`] on the pyramid's patches. No training, no download; every SinDDM pipeline takes it
+        through ``from_pipe``, and ``save_pretrained`` / ``from_pretrained`` round-trip it (configs and the
+        pyramid: no weights, no pickle).
+
+        Args:
+            image: the training image: a path, a PIL image, a numpy array (H, W, C) uint8 or float in [0, 1], or a
+                tensor (C, H, W) in [0, 1] (see [`~sinddm_pipeline.image_inputs`]). Images over ``max_pixels``
+                are resized down (LANCZOS, with a log line) as for training.
+            max_pixels (`int`, defaults to 50,000): the pixel cap of the pyramid's finest scale (SPEC §1).
+            denoiser_options: options of [`SinDDMPatchDenoiser`] (``patch_sizes``, ``search="exact"``, ...).
+
+        Raises:
+            ValueError: for an input that is not an image, or an image too small for two pyramid scales.
+
+        Example:
+            ```py
+            >>> import torch
+            >>> from skimage import data
+            >>> from sinddm_pipeline import SinDDMPipeline
+            >>> pipe = SinDDMPipeline.from_image(data.coffee())  # seconds, no training
+            >>> pipe.set_progress_bar_config(disable=True)
+            >>> image = pipe(generator=torch.Generator().manual_seed(0)).images[0]
+            >>> image.size
+            (273, 182)
+            ```
+        """
+        from .training_free import training_free_components
+
+        return cls(**training_free_components(image, max_pixels, **denoiser_options))
 
     @classmethod
     def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> DiffusionPipeline:
@@ -165,7 +215,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         self.scheduler.set_timesteps(scale=stage.scale, num_inference_steps=num_inference_steps, device=sample.device)
         # plain ints: reading a device tensor's value each step would synchronise a GPU every step
         for t in self.scheduler.timesteps.tolist():
-            noise_pred = self.predict_noise(sample, t, stage.scale)
+            noise_pred = self.predict_noise(sample, t, stage.scale, blurry)
             pred = None
             if guidance is not None:
                 pred = self.scheduler.predict_original_sample(noise_pred, t, sample)
@@ -204,6 +254,15 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             logger.warning("This model has a single scale: ROI guidance acts at the coarser scales only, so it is off.")
         images = [self.pyramid.image(index).to(device=device, dtype=dtype) for index in range(self.pyramid.num_scales)]
         return ROIGuidance.build(*checked, images, self.scheduler.config.scale_factor, stages)
+
+    def default_num_inference_steps(
+        self, num_inference_steps: int | Sequence[int] | None
+    ) -> int | Sequence[int] | None:
+        """``num_inference_steps`` as given, or when ``None`` the denoiser's own default: a training-free denoiser's
+        ``config.num_inference_steps``; ``None`` (every step, the exact reference) for a trained model."""
+        if num_inference_steps is not None:
+            return num_inference_steps
+        return getattr(self.denoiser.config, "num_inference_steps", None)
 
     def check_num_inference_steps(self, num_inference_steps: int | Sequence[int] | None) -> list[int | None]:
         """``num_inference_steps`` of `__call__` as one entry per model scale (``None``: every step of that scale).
@@ -273,7 +332,9 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
                 many (>= 2) evenly spaced denoising steps per scale instead of all of them (100 at the coarsest, t_i
                 above), with the respaced DDPM step at scale 0 and a strided reblurring step above. A list gives each
                 scale its own count, coarsest first (the coarsest scale is the cheapest per step). ``None`` is the
-                exact reference. Large strides at the fine scales need the scheduler's second-order solver
+                exact reference for a trained model; a training-free pipeline (`from_image`) defaults to its
+                denoiser's ``config.num_inference_steps``. Large strides at the fine scales need the scheduler's
+                second-order solver
                 (``pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)``): with it,
                 ``[10, 6, 5, 4, 3]`` matches the exact path's quality (benchmarks/RESULTS.md); with the reference
                 step it does not.
@@ -294,6 +355,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             ```
         """
         self.check_inputs(batch_size, output_type)
+        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
         steps = self.check_num_inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
         device = self._execution_device

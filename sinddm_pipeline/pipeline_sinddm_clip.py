@@ -25,6 +25,7 @@ from .clip_guidance import (
     normalized_step,
     thresholded_grad,
 )
+from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
 from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess
@@ -161,7 +162,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
     guidance at all) the images equal the unguided ones of the same generator.
 
     Components:
-        denoiser ([`SinDDMModel`]): the noise predictor.
+        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free.
         scheduler ([`SinDDMScheduler`]): the multi-scale diffusion process.
         pyramid ([`SinDDMPyramid`]): the training image at every scale (style transfer and ROI edits start from it).
         clip_model ([`~transformers.CLIPModel`]): frozen (eval mode, no gradients for its weights).
@@ -191,14 +192,14 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
 
     def __init__(
         self,
-        denoiser: SinDDMModel,
+        denoiser: SinDDMModel | SinDDMPatchDenoiser,
         scheduler: SinDDMScheduler,
         pyramid: SinDDMPyramid,
         clip_model: CLIPModel,
         tokenizer: CLIPTokenizer,
     ):
         super().__init__()
-        check_components(scheduler, pyramid)
+        check_components(scheduler, pyramid, denoiser)
         clip_model.eval().requires_grad_(False)
         self.register_modules(
             denoiser=denoiser, scheduler=scheduler, pyramid=pyramid, clip_model=clip_model, tokenizer=tokenizer
@@ -474,7 +475,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         else:
             sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
 
-        mask = previous = None
+        mask = previous = blurry = None
         total = sum(self.scheduler.start_timesteps[stage.scale] for stage in stages)
         with self.progress_bar(total=total) as progress_bar:
             for index, stage in enumerate(stages):
@@ -488,7 +489,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                 text = embeddings.get("fine" if stage.scale > 0 else "coarse")
                 self.scheduler.set_timesteps(scale=stage.scale, device=device)
                 for t in self.scheduler.timesteps:
-                    noise_pred = self.predict_noise(sample, t, stage.scale)
+                    noise_pred = self.predict_noise(sample, t, stage.scale, blurry)
                     estimate = None
                     if stage.scale in guided and (stage.scale < finest or int(t) >= settings.stop_guidance):
                         estimate = self.scheduler.predict_original_sample(noise_pred, t, sample)

@@ -15,6 +15,7 @@ from skimage.morphology import dilation, disk
 
 from .acceleration import FastInferenceMixin
 from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
+from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
 from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess
@@ -69,7 +70,8 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
     the weights.
 
     Components:
-        denoiser ([`SinDDMModel`]): the noise predictor.
+        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free (which
+            gets no blurry image here: the blur mix is off, so it denoises with the sharp patches alone).
         scheduler ([`SinDDMScheduler`]): the multi-scale blur + noise process.
         pyramid ([`SinDDMPyramid`]): the training image at every scale (its finest scale is the histogram reference).
 
@@ -96,9 +98,11 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
 
     model_cpu_offload_seq = "denoiser"
 
-    def __init__(self, denoiser: SinDDMModel, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid):
+    def __init__(
+        self, denoiser: SinDDMModel | SinDDMPatchDenoiser, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid
+    ):
         super().__init__()
-        check_components(scheduler, pyramid)
+        check_components(scheduler, pyramid, denoiser)
         self.register_modules(denoiser=denoiser, scheduler=scheduler, pyramid=pyramid)
 
     @classmethod

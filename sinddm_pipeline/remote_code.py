@@ -41,6 +41,8 @@ MODULES = (
     "roi",
     "modeling_sinddm",
     "scheduling_sinddm",
+    "patch_posterior",
+    "modeling_patch_denoiser",
     "modeling_pyramid",
     "acceleration",
     "pipeline_sinddm",
@@ -196,12 +198,21 @@ def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):
     """
     import inspect
 
+    from .modeling_patch_denoiser import SinDDMPatchDenoiser
     from .modeling_pyramid import SinDDMPyramid
     from .modeling_sinddm import SinDDMModel
     from .scheduling_sinddm import SinDDMScheduler
 
     folder = Path(folder)
-    classes = {"denoiser": SinDDMModel, "scheduler": SinDDMScheduler, "pyramid": SinDDMPyramid}
+    index = json.loads((folder / "model_index.json").read_text())
+    denoisers = {"SinDDMModel": SinDDMModel, "SinDDMPatchDenoiser": SinDDMPatchDenoiser}
+    denoiser_class = index.get("denoiser", [None, "SinDDMModel"])[1]
+    if denoiser_class not in denoisers:
+        raise ValueError(
+            f"{folder}/model_index.json names the denoiser class {denoiser_class!r}; expected one of "
+            f"{sorted(denoisers)}."
+        )
+    classes = {"denoiser": denoisers[denoiser_class], "scheduler": SinDDMScheduler, "pyramid": SinDDMPyramid}
     parameters = set(inspect.signature(cls.__init__).parameters) - {"self"}
     components = {name: kwargs[name] for name in parameters if kwargs.get(name) is not None}
     for name, component_cls in classes.items():
