@@ -1,8 +1,10 @@
 """SinDDM web app (Gradio): `python app.py`, then open the printed address. Also a Hugging Face Space entry point.
 
 Starts offline on the model shipped in `models/`; the model box also takes any pipeline folder or Hub repo id, and
-models trained in the Train tab join the list. Every task has an API name (generate, text_edit, harmonize,
-style_transfer, roi_generate, train), so scripts can call the app with `gradio_client`.
+models trained in the Train tab join the list. "Use your own image" needs no training at all: an uploaded image
+becomes a training-free pipeline (`SinDDMPipeline.from_image`, the closed-form patch denoiser) that every tab uses
+like a model. Every task has an API name (use_image, generate, text_edit, harmonize, style_transfer, roi_generate,
+train), so scripts can call the app with `gradio_client`.
 Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables (read by `launch()`).
 `python app.py --bf16` (or SINDDM_APP_BF16=1, e.g. as a Space variable) runs every denoiser in bfloat16 and
 channels_last: about 4x faster sampling on a CPU with bf16 instructions, quality within 1% of the exact path
@@ -12,6 +14,7 @@ channels_last: about 4x faster sampling on a CPU with bf16 instructions, quality
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import tempfile
 import threading
@@ -47,6 +50,9 @@ WORK_DIR = Path(os.environ.get("SINDDM_APP_DIR") or tempfile.mkdtemp(prefix="sin
 _pipelines: dict[str, SinDDMPipeline] = {}
 _clip: dict[str, tuple[Any, Any]] = {}
 _trained: dict[str, str] = {}
+_images: dict[str, SinDDMPipeline] = {}
+"""Training-free pipelines of uploaded images, by name ("image:<hash>"), the newest MAX_IMAGE_PIPELINES kept."""
+MAX_IMAGE_PIPELINES = 8
 _lock = threading.Lock()
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -59,8 +65,8 @@ def shipped_models() -> list[str]:
 
 
 def model_choices() -> list[str]:
-    """The model picker's list: shipped models, then the models trained in this session."""
-    return shipped_models() + sorted(_trained)
+    """The model picker's list: shipped models, the models trained in this session, then the uploaded images."""
+    return shipped_models() + sorted(_trained) + list(_images)
 
 
 def resolve_model(name: str | None) -> str:
@@ -76,6 +82,8 @@ def resolve_model(name: str | None) -> str:
 
 def load_pipeline(name: str | None) -> SinDDMPipeline:
     """Load (once) and cache the pipeline of a model name, with a readable error when it cannot be loaded."""
+    if (name or "").strip() in _images:
+        return _images[name.strip()]
     location = resolve_model(name)
     with _lock:
         if location not in _pipelines:
@@ -89,6 +97,23 @@ def load_pipeline(name: str | None) -> SinDDMPipeline:
             pipe.set_progress_bar_config(disable=True)
             _pipelines[location] = pipe
         return _pipelines[location]
+
+
+def image_pipeline(picture: Image.Image) -> str:
+    """The name of the training-free pipeline of ``picture`` (built once per image content, no training)."""
+    name = "image:" + hashlib.sha1(picture.tobytes() + repr(picture.size).encode()).hexdigest()[:10]
+    with _lock:
+        if name not in _images:
+            try:
+                pipe = SinDDMPipeline.from_image(picture).to(DEVICE)
+            except ValueError as error:
+                raise gr.Error(first_line(error)) from error
+            pipe.set_progress_bar_config(disable=True)
+            pipe.denoiser.prepare()  # the candidate indexes now, so that the first request is fast
+            _images[name] = pipe
+            while len(_images) > MAX_IMAGE_PIPELINES:
+                _images.pop(next(iter(_images)))
+    return name
 
 
 def load_clip(name: str | None) -> tuple[Any, Any]:
@@ -315,6 +340,21 @@ def run_pipeline(pipe: Any, **kwargs: Any) -> Any:
 
 # ----------------------------------------------------------------------------------------------------------------
 # tasks
+
+
+def use_image(image: Any) -> tuple[Any, str, Image.Image]:
+    """Make an uploaded image the "model" of every tab: its training-free pipeline, no training.
+
+    Returns (the model picker, now on the image's pipeline; a status line; the image as the pyramid sees it)."""
+    picture, note = open_image(image, "Your image")
+    name = image_pipeline(picture)
+    pipe = _images[name]
+    sizes = " → ".join(f"{w}x{h}" for h, w in pipe.scheduler.config.scale_sizes)
+    status = (
+        f"Ready, no training: **{name}** is selected in the model box for every tab ({pipe.scheduler.num_scales} "
+        f"scales, {sizes}). {note}"
+    ).strip()
+    return gr.update(choices=model_choices(), value=name), status, pipe.pyramid.pil(pipe.pyramid.num_scales - 1)
 
 
 def generate(
@@ -754,8 +794,9 @@ def roi_tab(model: gr.Dropdown) -> gr.Image:
 def train_tab(model: gr.Dropdown) -> None:
     with gr.Tab("Train"):
         gr.Markdown(
-            "Train a new model on one image (a few hundred steps give a rough model in minutes on a CPU; the paper "
-            "trains 120,000). It joins the model list; download it as a zip or push it to the Hub."
+            "Train the neural model on one image (a few hundred steps give a rough model in minutes on a CPU; the "
+            "paper trains 120,000). No training is needed to sample from an image: use *your own image* at the top. "
+            "A trained model joins the model list; download it as a zip or push it to the Hub."
         )
         image = readable_upload_errors(gr.Image(type="filepath", label="Training image"))
         with gr.Row():
@@ -795,16 +836,35 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
         default_model = DEFAULT_MODEL if DEFAULT_MODEL in models else None
     with gr.Blocks(title="SinDDM") as demo:
         gr.Markdown(
-            "# SinDDM\nA diffusion model trained on **one** image generates new images like it, at any size. "
-            "Pick a shipped model, a pipeline folder or a Hub repo id."
+            "# SinDDM\nA diffusion model of **one** image generates new images like it, at any size. Use your own "
+            "image (no training: a closed-form patch denoiser, samples in seconds), or pick a shipped model, a "
+            "pipeline folder or a Hub repo id."
         )
-        model = gr.Dropdown(
-            choices=models,
-            value=default_model,
-            label="Model (a shipped or trained one, a pipeline folder or a Hub repo id)",
-            allow_custom_value=True,
-            elem_id="model-picker",
-        )
+        with gr.Row():
+            own = readable_upload_errors(
+                gr.Image(type="filepath", label="Use your own image (no training)", elem_id="own-image", scale=1)
+            )
+            with gr.Column(scale=2):
+                model = gr.Dropdown(
+                    choices=models,
+                    value=default_model,
+                    label="Model (your image, a shipped or trained one, a pipeline folder or a Hub repo id)",
+                    allow_custom_value=True,
+                    elem_id="model-picker",
+                )
+                own_status = gr.Markdown(elem_id="own-image-status")
+        own_preview = gr.Image(visible=False, type="pil")
+        own.upload(use_image, own, [model, own_status, own_preview], api_name="use_image")
+        if example_path("train.png"):
+            gr.Examples(
+                [[example_path("train.png")]],
+                [own],
+                outputs=[model, own_status, own_preview],
+                fn=use_image,
+                run_on_click=True,
+                cache_examples=False,
+                label="An image to try",
+            )
         generate_tab(model)
         text_picture = text_edit_tab(model)
         harmonize_tab(model)

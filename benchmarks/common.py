@@ -28,12 +28,28 @@ SHARED_BALLOONS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", 
 LOCAL_BALLOONS = str(REPO_ROOT / "shared" / "images" / "balloons.png")
 
 
+def cpu_kind() -> str:
+    """The CPU's model name and its vector extensions that decide the fast paths (AVX2 / AVX-512 / bf16 / AMX), as
+    `lscpu | grep -E "Model name|avx512|amx"` would show them."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name") and model in ("", platform.machine(), platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        return model
+    kinds = [name for name in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if name in flags]
+    return f"{model} ({', '.join(kinds) or 'no AVX2'})"
+
+
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
-    return (
-        f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
-    )
+    return f"CPU {cpu_kind()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
 
 
 def balloons_pyramid(max_pixels: int = 50_000) -> tuple[Pyramid, str]:

@@ -12,6 +12,9 @@
 #                     +noise and timesteps drawn on the GPU                                       -> training_matrix.md
 #   sampling_matrix   exact fp32, channels_last, bf16, fp16, CUDA graphs, strided (20 steps/scale), the
 #                     same with the second-order solver                                        -> sampling_matrix.md
+#   training_free     SinDDMPipeline.from_image (no training) + first sample, next sample, batch 8, a 1024x1024
+#                     (megapixel) sample with its peak memory, next to a dim-160 model's exact sample; the fast
+#                     path against the exact sums per call                                      -> training_free.md
 #   time_to_quality   train_sinddm.py on balloons (dim 160, batch 32, the recipe) with every eager fast path for
 #                     $TQ_MINUTES minutes, a checkpoint every $TQ_CHECKPOINT steps; 4 of them (evenly spaced, the
 #                     last included) come back as pipelines to evaluate on the CPU machine -> snapshots-*.tar
@@ -35,7 +38,7 @@
 #
 # Environment: OUT, QUICK=1, SKIP_COMPILE=1, PYTHON (default python3), THREADS (QUICK only, default 1), the modes
 # TRAIN_COMPILE_MODE (default "default") and SAMPLE_COMPILE_MODE (default "reduce-overhead"), the per-step limits
-# in seconds T_TRAIN, T_SAMPLE, T_TQ, T_TRAIN_COMPILE, T_SAMPLE_COMPILE, SUITE_DEADLINE, and TQ_MINUTES, TQ_CHECKPOINT.
+# in seconds T_TRAIN, T_SAMPLE, T_FREE, T_TQ, T_TRAIN_COMPILE, T_SAMPLE_COMPILE, SUITE_DEADLINE, and TQ_MINUTES, TQ_CHECKPOINT.
 set -u
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,7 +62,7 @@ if [ "${QUICK:-0}" = 1 ]; then
     TQ=(--dim 8 --train_batch_size 2 --num_threads "${THREADS:-1}")
     : "${TQ_MINUTES:=0.2}" "${TQ_CHECKPOINT:=5}"
     # tiny models, but a CPU compiles slowly (and may be shared)
-    : "${T_TRAIN:=300}" "${T_SAMPLE:=600}" "${T_TQ:=120}" "${T_TRAIN_COMPILE:=600}" "${T_SAMPLE_COMPILE:=900}"
+    : "${T_TRAIN:=300}" "${T_SAMPLE:=600}" "${T_FREE:=300}" "${T_TQ:=120}" "${T_TRAIN_COMPILE:=600}" "${T_SAMPLE_COMPILE:=900}"
     : "${SUITE_DEADLINE:=3600}"
 else
     COMMON=()
@@ -68,7 +71,7 @@ else
     TQ=(--dim 160 --train_batch_size 32)
     : "${TQ_MINUTES:=3}" "${TQ_CHECKPOINT:=1000}"
     # the H100 budget: the matrices about 1.5 minutes, time to quality TQ_MINUTES + 0.5, compiling what is left
-    : "${T_TRAIN:=90}" "${T_SAMPLE:=140}" "${T_TQ:=230}" "${T_TRAIN_COMPILE:=120}" "${T_SAMPLE_COMPILE:=120}"
+    : "${T_TRAIN:=90}" "${T_SAMPLE:=140}" "${T_FREE:=60}" "${T_TQ:=230}" "${T_TRAIN_COMPILE:=120}" "${T_SAMPLE_COMPILE:=120}"
     : "${SUITE_DEADLINE:=560}"
 fi
 
@@ -187,6 +190,7 @@ write_info
 
 run_step training_matrix "$T_TRAIN" benchmark_training.py --matrix "${COMMON[@]}" "${TRAIN[@]}"
 run_step sampling_matrix "$T_SAMPLE" benchmark_sampling.py --matrix "${COMMON[@]}" "${SAMPLE[@]}"
+run_step training_free "$T_FREE" benchmark_training_free.py --megapixel --accuracy "${COMMON[@]}"
 time_to_quality
 if [ "${SKIP_COMPILE:-0}" = 1 ]; then
     SUMMARY+=("training_compile, sampling_compile: skipped (SKIP_COMPILE=1)")

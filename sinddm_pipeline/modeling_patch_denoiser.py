@@ -27,7 +27,7 @@ SCHEDULE_KEYS = ("scale_sizes", "rescale_losses", "num_train_timesteps", "cosine
 """The scheduler config entries the denoiser's posterior depends on (checked against the pipeline's scheduler)."""
 
 COARSEST_PATCH_SIZE = 11
-FINE_PATCH_SIZE = 7
+FINE_PATCH_SIZE = 9
 DEFAULT_GUIDE_NOISE = 0.1
 DEFAULT_WINDOW_RHO = 0.2
 
@@ -105,7 +105,7 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         scale_sizes (`list[list[int]]`): (height, width) of every scale, coarsest first (the scheduler's).
         rescale_losses, num_train_timesteps, cosine_s, max_sampling_gamma: the scheduler's schedule
             (copied from it by `from_pyramid`; pipelines refuse a scheduler with another schedule).
-        patch_sizes (`int` or `list[int]`): patch side P per scale (default 11 at the coarsest, 7 above).
+        patch_sizes (`int` or `list[int]`): patch side P per scale (default 11 at the coarsest, 9 above).
         paddings (`int` or `list[int]`): zero padding per scale, in [0, P) (default P // 2: every pixel is the centre
             of a patch).
         guide_noise (`float` or `None`, defaults to 0.1): tau, the noise level at which the blurry image's patch
@@ -225,9 +225,12 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
                 f"{self.config.scale_sizes}."
             )
         with torch.no_grad():
-            for index in range(self.schedule.num_scales):
-                image = getattr(self, f"image_{index}")
-                image.copy_(pyramid.image(index).to(device=image.device, dtype=image.dtype))
+            images = [getattr(self, f"image_{index}") for index in range(self.schedule.num_scales)]
+            new = [pyramid.image(i).to(device=image.device, dtype=image.dtype) for i, image in enumerate(images)]
+            if self.has_pyramid and all(torch.equal(a, b) for a, b in zip(images, new, strict=True)):
+                return  # the same images (every pipeline built on these components): keep the built references
+            for image, value in zip(images, new, strict=True):
+                image.copy_(value)
         self.has_pyramid = True
         self._references.clear()
 

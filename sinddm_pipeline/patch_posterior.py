@@ -154,21 +154,26 @@ class CandidateIndex:
         num_clusters: int | None = None,
         num_probes: int = 4,
         dims: int = 16,
-        iterations: int = 12,
+        iterations: int = 10,
+        max_training_points: int = 16384,
         seed: int = 0,
     ) -> CandidateIndex:
         """Index the rows of ``features`` (N, D): PCA to ``dims`` dimensions, k-means with ``num_clusters``
-        clusters (default: about 2·sqrt(N)), candidate lists of ``num_probes`` clusters each."""
-        features = features.double()  # PCA and k-means in float64: the index must not depend on summation order
+        clusters (default: about 2·sqrt(N)) fitted on at most ``max_training_points`` rows (a seeded subset),
+        candidate lists of ``num_probes`` clusters each."""
         mean = features.mean(0)
         centred = features - mean
-        covariance = centred.T @ centred / max(1, features.shape[0] - 1)
+        covariance = (centred.T @ centred).double() / max(1, features.shape[0] - 1)
         _, vectors = torch.linalg.eigh(covariance)
-        basis = vectors[:, -min(dims, features.shape[1]) :].flip(1)
+        basis = vectors[:, -min(dims, features.shape[1]) :].flip(1).to(features.dtype)
         projected = centred @ basis
         if num_clusters is None:
             num_clusters = max(1, round(2 * math.sqrt(features.shape[0])))
-        centroids = kmeans(projected, num_clusters, iterations, seed)
+        training = projected
+        if projected.shape[0] > max_training_points:
+            subset = torch.randperm(projected.shape[0], generator=torch.Generator().manual_seed(seed))
+            training = projected[subset[:max_training_points].to(projected.device)]
+        centroids = kmeans(training, num_clusters, iterations, seed)
         assign = _nearest(projected, centroids)
         order = torch.argsort(assign, stable=True)
         counts = torch.bincount(assign, minlength=centroids.shape[0]).tolist()
@@ -205,21 +210,26 @@ class ReferencePatches:
     """The reference set of one scale.
 
     Attributes:
-        patches: (N, D) every ``patch_size`` patch of the (zero-padded) image, stride 1, as `unfold_all` orders them.
-        half_norms: (N,) ||p_k||^2 / 2.
+        keys: (N, D) every ``patch_size`` patch of the (zero-padded) image, stride 1, as `unfold_all` orders them,
+            followed (N, 2D) by the guide image's patch at the same place when there is a guide image.
+        half_norms, guide_half_norms: (N,) ||p_k||^2 / 2 and ||q_k||^2 / 2 (``None`` without guides).
+        patch_dim: D.
         patch_size, padding: the patch side and the zero padding of the image on every side, in pixels.
         codes: (N,) border codes (see `border_codes`), ``None`` without padding.
-        guides, guide_half_norms: the patches of the guide image at the same places, and their half norms.
-        index: the [`CandidateIndex`] of the fast path, ``None`` for the exact sum over all references.
+        interior, border: with padding, the references with code 0 (interior queries match only these) and the
+            others, as reference sets of their own (without codes and parts).
+        index: the [`CandidateIndex`] of the fast path (on ``interior`` when there is padding), ``None``: exact.
     """
 
-    patches: torch.Tensor
+    keys: torch.Tensor
     half_norms: torch.Tensor
+    patch_dim: int
     patch_size: int
+    guide_half_norms: torch.Tensor | None = None
     padding: int = 0
     codes: torch.Tensor | None = None
-    guides: torch.Tensor | None = None
-    guide_half_norms: torch.Tensor | None = None
+    interior: ReferencePatches | None = None
+    border: ReferencePatches | None = None
     index: CandidateIndex | None = None
 
     @classmethod
@@ -231,45 +241,67 @@ class ReferencePatches:
             raise ValueError(f"padding must be in [0, patch_size) = [0, {patch_size}), got {padding}.")
         height, width = image.shape[-2:]
         patches = unfold_all(F.pad(image, (padding,) * 4), patch_size)
-        guides = None if guide_image is None else unfold_all(F.pad(guide_image, (padding,) * 4), patch_size)
-        codes = None
-        if padding:
-            rows = torch.arange(height + 2 * padding - patch_size + 1)
-            cols = torch.arange(width + 2 * padding - patch_size + 1)
-            codes = border_codes(height, width, patch_size, padding, rows, cols)
-        return cls(
-            patches=patches,
-            half_norms=0.5 * patches.square().sum(1),
-            patch_size=patch_size,
+        keys, guide_half_norms = patches, None
+        if guide_image is not None:
+            guides = unfold_all(F.pad(guide_image, (padding,) * 4), patch_size)
+            keys, guide_half_norms = torch.cat([patches, guides], dim=1), 0.5 * guides.square().sum(1)
+        whole = cls(keys, 0.5 * patches.square().sum(1), patches.shape[1], patch_size, guide_half_norms)
+        if not padding:
+            return whole
+        rows = torch.arange(height + 2 * padding - patch_size + 1)
+        cols = torch.arange(width + 2 * padding - patch_size + 1)
+        codes = border_codes(height, width, patch_size, padding, rows, cols)
+        inner = codes == 0
+        return replace(
+            whole,
             padding=padding,
             codes=codes,
-            guides=guides,
-            guide_half_norms=None if guides is None else 0.5 * guides.square().sum(1),
+            interior=whole.subset(inner),
+            border=replace(whole.subset(~inner), codes=codes[~inner]),
+        )
+
+    def subset(self, selection: torch.Tensor) -> ReferencePatches:
+        """The references ``selection`` (a boolean mask or indices) picks, without codes, parts or index."""
+        return ReferencePatches(
+            keys=self.keys[selection],
+            half_norms=self.half_norms[selection],
+            patch_dim=self.patch_dim,
+            patch_size=self.patch_size,
+            guide_half_norms=None if self.guide_half_norms is None else self.guide_half_norms[selection],
         )
 
     @property
     def num_patches(self) -> int:
-        return self.patches.shape[0]
+        return self.keys.shape[0]
+
+    @property
+    def patches(self) -> torch.Tensor:
+        return self.keys[:, : self.patch_dim]
+
+    @property
+    def guides(self) -> torch.Tensor | None:
+        return None if self.guide_half_norms is None else self.keys[:, self.patch_dim :]
 
     def with_index(self, **options) -> ReferencePatches:
-        """This set with a [`CandidateIndex`] over its guides (or its patches when it has none)."""
+        """This set with a [`CandidateIndex`] (options of `CandidateIndex.build`) over its guides (or its patches
+        when it has none); with padding, over the interior references (border queries are few: exact)."""
+        if self.interior is not None:
+            return replace(self, interior=self.interior.with_index(**options))
         features = self.guides if self.guides is not None else self.patches
         return replace(self, index=CandidateIndex.build(features, **options))
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> ReferencePatches:
-        def move(tensor: torch.Tensor | None, floating: bool = True) -> torch.Tensor | None:
-            if tensor is None:
-                return None
-            return tensor.to(device=device, dtype=dtype) if floating else tensor.to(device)
+        def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else tensor.to(device=device, dtype=dtype)
 
-        return ReferencePatches(
-            patches=move(self.patches),
+        return replace(
+            self,
+            keys=move(self.keys),
             half_norms=move(self.half_norms),
-            patch_size=self.patch_size,
-            padding=self.padding,
-            codes=move(self.codes, floating=False),
-            guides=move(self.guides),
             guide_half_norms=move(self.guide_half_norms),
+            codes=None if self.codes is None else self.codes.to(device),
+            interior=None if self.interior is None else self.interior.to(device, dtype),
+            border=None if self.border is None else self.border.to(device, dtype),
             index=None if self.index is None else self.index.to(device, dtype),
         )
 
@@ -278,28 +310,54 @@ class ReferencePatches:
 # posterior means
 
 
-def _weights(
-    queries: torch.Tensor,
-    guides: torch.Tensor | None,
-    codes: torch.Tensor | None,
-    patches: torch.Tensor,
-    half_norms: torch.Tensor,
-    reference_guides: torch.Tensor | None,
-    guide_half_norms: torch.Tensor | None,
-    reference_codes: torch.Tensor | None,
-    inv_var: float,
-    inv_guide_var: float,
-) -> torch.Tensor:
-    """Softmax weights (M, n) of the queries over n references (their patches, guides and codes given)."""
-    logits = torch.addmm(half_norms, queries, patches.T, beta=-1.0)
-    logits.mul_(inv_var)
-    if guides is not None:
-        logits.add_(torch.addmm(guide_half_norms, guides, reference_guides.T, beta=-1.0), alpha=inv_guide_var)
-    if codes is not None and reference_codes is not None:
-        mismatch = codes[:, None] != reference_codes[None, :]
-        mismatch &= ~mismatch.all(1, keepdim=True)  # no reference shares the code: match them all
-        logits.masked_fill_(mismatch, -math.inf)
-    return torch.softmax(logits, dim=1)
+def _scaled_queries(queries: torch.Tensor, guides: torch.Tensor | None, inv_var: float, inv_guide_var: float):
+    """[z / sigma^2, b / tau^2]: dotted with a reference's keys [p, q] it gives the logits' data terms."""
+    if guides is None:
+        return queries * inv_var
+    return torch.cat([queries * inv_var, guides * inv_guide_var], dim=1)
+
+
+def _offsets(reference: ReferencePatches, inv_var: float, inv_guide_var: float) -> torch.Tensor:
+    """||p||^2 / (2 sigma^2) + ||q||^2 / (2 tau^2) of every reference: subtracted from the data terms."""
+    offsets = reference.half_norms * inv_var
+    if reference.guide_half_norms is not None and inv_guide_var:
+        offsets = offsets + reference.guide_half_norms * inv_guide_var
+    return offsets
+
+
+def _posterior(scaled: torch.Tensor, features: torch.Tensor, reference: ReferencePatches, offsets: torch.Tensor,
+               chunk_size: int) -> torch.Tensor:
+    """Posterior means of the (scaled) queries over ``reference``, every reference or, with its index, the
+    candidates of each query's cluster (found from ``features``, the queries' guides or patches)."""
+    keys = reference.keys[:, : scaled.shape[1]]
+    patches = reference.patches
+    index = reference.index
+    if index is None:
+        out = torch.empty(scaled.shape[0], patches.shape[1], dtype=scaled.dtype, device=scaled.device)
+        for start in range(0, scaled.shape[0], chunk_size):
+            logits = torch.addmm(offsets, scaled[start : start + chunk_size], keys.T, beta=-1.0)
+            out[start : start + chunk_size] = torch.softmax(logits, dim=1) @ patches
+        return out
+    clusters = index.assign(features)
+    order = torch.argsort(clusters)
+    counts = torch.bincount(clusters, minlength=len(index.candidates)).tolist()
+    ordered = scaled[order]  # one gather; each cluster's queries are then a contiguous slice
+    out = torch.empty(scaled.shape[0], patches.shape[1], dtype=scaled.dtype, device=scaled.device)
+    start = 0
+    for cluster, count in enumerate(counts):
+        if not count:
+            continue
+        candidates = index.candidates[cluster]
+        candidate_keys = keys[candidates]
+        candidate_offsets = offsets[candidates]
+        for first in range(start, start + count, chunk_size):
+            last = min(first + chunk_size, start + count)
+            logits = torch.addmm(candidate_offsets, ordered[first:last], candidate_keys.T, beta=-1.0)
+            out[first:last] = torch.softmax(logits, dim=1) @ candidate_keys[:, : patches.shape[1]]
+        start += count
+    result = torch.empty_like(out)
+    result[order] = out
+    return result
 
 
 def posterior_mean_patches(
@@ -314,8 +372,10 @@ def posterior_mean_patches(
     """E[p | z] for every row z of ``queries`` (M, D): the softmax-weighted average of the reference patches.
 
     ``guides`` (M, D) are the queries' guide patches, matched against ``reference.guides`` with noise level ``tau``
-    (both or neither); ``codes`` (M,) their border codes. With ``reference.index`` each query is compared with its
-    candidates only (see [`CandidateIndex`]), else with every reference; ``chunk_size`` queries at a time.
+    (both or neither); ``codes`` (M,) their border codes (with a padded reference set). With an index each query is
+    compared with its candidates only (see [`CandidateIndex`]), else with every reference; ``chunk_size`` queries
+    at a time. Interior queries (code 0) are compared with the interior references only and border queries, which
+    are few, with the border references exactly.
     """
     if not sigma > 0 or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma}.")
@@ -323,40 +383,36 @@ def posterior_mean_patches(
         raise ValueError("guides and tau go together, and need a reference set with guides.")
     inv_var = 1.0 / (sigma * sigma)
     inv_guide_var = 0.0 if tau is None else 1.0 / (tau * tau)
-    use_codes = codes is not None and reference.codes is not None
+    scaled = _scaled_queries(queries, guides, inv_var, inv_guide_var)
+    features = guides if guides is not None else queries
 
-    def average(rows, selection) -> torch.Tensor:
-        patches = reference.patches[selection]
-        weights = _weights(
-            queries[rows],
-            None if guides is None else guides[rows],
-            codes[rows] if use_codes else None,
-            patches,
-            reference.half_norms[selection],
-            None if guides is None else reference.guides[selection],
-            None if guides is None else reference.guide_half_norms[selection],
-            reference.codes[selection] if use_codes else None,
-            inv_var,
-            inv_guide_var,
-        )
-        return weights @ patches
+    def solve(rows, part: ReferencePatches) -> torch.Tensor:
+        return _posterior(scaled[rows], features[rows], part, _offsets(part, inv_var, inv_guide_var), chunk_size)
 
+    if reference.codes is None or codes is None:
+        return solve(slice(None), reference)
     out = torch.empty_like(queries)
-    index = reference.index
-    if index is None:
-        for start in range(0, queries.shape[0], chunk_size):
-            rows = slice(start, start + chunk_size)
-            out[rows] = average(rows, slice(None))
-        return out
-    clusters = index.assign(guides if guides is not None else queries)
-    order = torch.argsort(clusters)
-    counts = torch.bincount(clusters, minlength=len(index.candidates)).tolist()
-    start = 0
-    for cluster, count in enumerate(counts):
-        members, start = order[start : start + count], start + count
-        for first in range(0, count, chunk_size):
-            rows = members[first : first + chunk_size]
-            out[rows] = average(rows, index.candidates[cluster])
+    inner = codes == 0
+    if inner.any():
+        # no interior reference at all (a tiny image): then no reference shares the code, and all are matched
+        interior = reference.interior if reference.interior.num_patches else reference.subset(slice(None))
+        out[inner] = solve(inner, interior)
+    outer = ~inner
+    if outer.any():
+        border = reference.border
+        rows = outer.nonzero().squeeze(1)
+        offsets = _offsets(border, inv_var, inv_guide_var)
+        keys = border.keys[:, : scaled.shape[1]]
+        for first in range(0, len(rows), chunk_size):
+            chunk = rows[first : first + chunk_size]
+            logits = torch.addmm(offsets, scaled[chunk], keys.T, beta=-1.0)
+            mismatch = codes[chunk, None] != border.codes[None, :]
+            unmatched = mismatch.all(1)
+            logits.masked_fill_(mismatch, -math.inf)
+            estimate = torch.softmax(logits, dim=1) @ border.patches
+            if unmatched.any():  # no reference shares the code: match them all
+                estimate[unmatched] = solve(chunk[unmatched], reference.subset(slice(None)))
+            out[chunk] = estimate
     return out
 
 

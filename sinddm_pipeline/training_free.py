@@ -28,7 +28,7 @@ from .scheduling_sinddm import SinDDMScheduler
 
 logger = logging.getLogger(__name__)
 
-COARSEST_STEPS = 20
+COARSEST_STEPS = 30
 """Denoising steps at the coarsest scale (respaced DDPM), where the layout forms."""
 FINE_STEPS = (6, 5, 4, 3)
 """Steps of the scales above it, coarse to fine (the second-order solver keeps large strides accurate); scales past

@@ -327,3 +327,37 @@ def test_fast_generation_is_strided_with_the_second_order_solver(files):
     first_order = app.request_pipeline(app.SinDDMPipeline, files["model"])
     assert first_order.scheduler.config.solver_order == 1  # the cached pipeline is not changed
     assert torch.equal(first_order.denoiser.conv_out.weight, pipe.denoiser.conv_out.weight)
+
+
+def test_an_uploaded_image_is_a_model_for_every_tab_without_training(client, files):
+    picker, status, preview = client.predict(handle_file(files["content.png"]), api_name="/use_image")
+    name = picker["value"]
+    assert name.startswith("image:") and "no training" in status
+    assert Image.open(preview).size == (80, 60)
+    again, _, _ = client.predict(handle_file(files["content.png"]), api_name="/use_image")
+    assert again["value"] == name  # the same image: the same pipeline, built once
+    gallery, _ = client.predict(name, 2, 0, 1.5, 1.0, 0, 0, False, 10, api_name="/generate")
+    assert [image.size for image in gallery_images(gallery)] == [(120, 60)] * 2
+    images, _ = client.predict(
+        name, files["clip"], "fire", "content", 0.5, 0.5, None, None, None, None, 1, 0, 1, api_name="/text_edit"
+    )
+    assert gallery_images(images)[0].size == (80, 60)
+    composite = {"background": handle_file(files["content.png"]), "layers": [], "composite": None}
+    gallery, _ = client.predict(name, composite, handle_file(files["mask.png"]), 5, False, 1, 0, api_name="/harmonize")
+    assert gallery_images(gallery)[0].size == (80, 60)
+    gallery, _ = client.predict(name, handle_file(files["content.png"]), 5, True, 1, 0, api_name="/style_transfer")
+    assert gallery_images(gallery)[0].size == (80, 60)
+    gallery, _ = client.predict(name, 10, 10, 20, 20, "5, 5, 20, 20", 1.0, 1.0, 1, 0, api_name="/roi_generate")
+    assert len(gallery_images(gallery)) == 2
+
+
+def test_bad_uploads_for_use_image_give_readable_errors(client, files):
+    for path, message in ((files["notes.txt"], "not an image"), (files["huge.png"], "too large")):
+        with pytest.raises(Exception, match=message) as error:
+            client.predict(handle_file(path), api_name="/use_image")
+        assert "Traceback" not in str(error.value)
+    tiny = Image.new("RGB", (30, 20))
+    tiny_path = files["content.png"].replace("content.png", "tiny.png")
+    tiny.save(tiny_path)
+    with pytest.raises(Exception, match="too small"):
+        client.predict(handle_file(tiny_path), api_name="/use_image")

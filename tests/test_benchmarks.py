@@ -106,3 +106,18 @@ def test_fast_sampling_rows_and_noise_floor():
     assert rows["exact"][1] == rows["exact, seed + 1"][1] and int(rows["10"][1]) < int(rows["exact"][1])
     assert rows["bf16+cl+2m:10"][1] == rows["bf16+cl:10"][1]  # the solver changes no step count
     assert rows["bf16+cl+2m:10"][4:6] != rows["bf16+cl:10"][4:6]  # ... but the samples
+
+
+def test_training_free_benchmark_quick_mode():
+    result = run_benchmark("benchmark_training_free.py", "--quick", "--accuracy", "--megapixel", "--threads", "1")
+    tables = result.stdout.split("\n## ")
+    timing = {row[0]: row for row in table_rows(tables[1])}
+    assert list(timing) == ["trained dim 8, exact", "from_image + 1st sample", "next sample", "batch 8, per sample",
+                            "256x256 sample"]
+    assert all(float(row[2]) > 0 for row in timing.values()) and timing["trained dim 8, exact"][3] == "1.00"
+    assert "peak memory MB" in timing["256x256 sample"][4] and "CPU" in tables[1] and "UTC" in tables[1]
+    accuracy = table_rows(tables[2])
+    assert [row[2] for row in accuracy] == [accuracy[0][2], "0"]  # scale 1: its first and last step
+    for row in accuracy:
+        mean_search = float(row[3].split(" / ")[0])
+        assert mean_search < 0.02, row  # the candidate search is close to the exact sum (measured ~5e-3)
