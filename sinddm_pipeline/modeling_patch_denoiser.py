@@ -258,6 +258,9 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         device, dtype = self.image_0.device, self._compute_dtype()
         key = (scale, guided, device, dtype)
         if key not in self._references:
+            # sets built for another device or dtype (before a .to()) are not used again
+            for stale in [k for k in self._references if k[2:] != (device, dtype)]:
+                del self._references[stale]
             image = getattr(self, f"image_{scale}").to(dtype)
             guide = None
             if guided:
@@ -275,10 +278,6 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         """Build every scale's reference set now (else each is built on its first use)."""
         for scale in range(self.schedule.num_scales):
             self.reference(scale, guided=scale > 0 and self.config.guide_noise is not None)
-
-    def _apply(self, fn, recurse=True):
-        self._references.clear()  # device or dtype changes: rebuild the cached reference sets
-        return super()._apply(fn, recurse)
 
     # ----------------------------------------------------------------------------------------------------------
     # the call

@@ -173,6 +173,8 @@ def test_clip_guidance_runs_on_it(pipe, tmp_path):
     clip.set_progress_bar_config(disable=True)
     out = clip("fire", num_augmentations=2, generator=torch.Generator().manual_seed(0), output_type="np")
     assert out.images.shape == (1, 72, 96, 3) and out.masks.shape == (1, 72, 96, 1)
+    for mode in ("style", "style_transfer"):
+        assert clip("fire", mode=mode, num_augmentations=2, output_type="np").images.shape == (1, 72, 96, 3)
     roi = clip("fire", mode="roi", roi_box=(10, 10, 20, 20), num_augmentations=2, output_type="np")
     assert roi.images.shape == (1, 72, 96, 3)
 
@@ -218,3 +220,18 @@ def test_a_trained_pipeline_keeps_the_exact_default(tiny_pipe):
         pyramid=tiny_pipe.pyramid,
     )
     assert pipe.default_num_inference_steps([4, 3]) == [4, 3]
+
+
+def test_pipelines_sharing_the_denoiser_reuse_its_built_references(pipe):
+    pipe.denoiser.prepare()
+    built = dict(pipe.denoiser._references)
+    SinDDMImg2ImgPipeline.from_pipe(pipe)  # casts to float32 and re-attaches the same pyramid: nothing to rebuild
+    SinDDMPipeline(denoiser=pipe.denoiser, scheduler=SinDDMScheduler.from_config(pipe.scheduler.config),
+                   pyramid=pipe.pyramid)
+    assert all(pipe.denoiser._references[key] is value for key, value in built.items())
+    pipe.denoiser.to(torch.float64)  # another dtype: built anew for it
+    try:
+        assert pipe.denoiser.reference(1, guided=True).keys.dtype == torch.float64
+        assert all(key[3] == torch.float64 for key in pipe.denoiser._references)
+    finally:
+        pipe.denoiser.to(torch.float32)
