@@ -4,6 +4,7 @@
     python benchmarks/benchmark_training_free.py --accuracy       # + the fast path against the exact sums, per call
     python benchmarks/benchmark_training_free.py --megapixel      # + a 1024x1024 sample (time and peak memory)
     python benchmarks/benchmark_training_free.py --quick          # tiny sizes, one repeat (what CI runs)
+    python benchmarks/benchmark_training_free.py --extra_images a.png b.png   # + time to first sample of each
 
 Rows of the timing table (batch 1 unless said):
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 from common import REPO_ROOT, balloons_pyramid, machine_description, peak_memory_mb, print_table, progress, utc_now
@@ -40,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--accuracy", action="store_true", help="Compare the fast path with the exact sums.")
     parser.add_argument("--megapixel", action="store_true", help="Also time a 1024x1024 sample.")
     parser.add_argument("--quick", action="store_true", help="Tiny image and model, no dim-160 row (CI).")
+    parser.add_argument(
+        "--extra_images", nargs="*", default=[], help="More image files: a 'from_image + 1st sample' row for each."
+    )
     return parser.parse_args(argv)
 
 
@@ -107,6 +112,14 @@ def accuracy_rows(pipe: SinDDMPipeline) -> list[list[str]]:
     return rows
 
 
+def cold_start(image: Image.Image, device: torch.device) -> SinDDMPipeline:
+    """`SinDDMPipeline.from_image` and its first sample: what a user with a new image waits for."""
+    pipe = SinDDMPipeline.from_image(image).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    pipe(generator=torch.Generator(device).manual_seed(0))
+    return pipe
+
+
 def trained_sample_seconds(pyramid, dim: int, device: torch.device) -> tuple[float, int]:
     """Seconds of one exact sample (batch 1, every step) of a SinDDMModel of ``dim``, and its denoiser calls."""
     torch.manual_seed(0)
@@ -136,13 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     progress(f"trained exact: {trained_s:.2f} s")
 
     # the training-free pipeline, from nothing
-    def cold():
-        pipe = SinDDMPipeline.from_image(image).to(device)
-        pipe.set_progress_bar_config(disable=True)
-        pipe(generator=torch.Generator(device).manual_seed(0))
-        return pipe
-
-    cold_s, pipe = timed(cold)
+    cold_s, pipe = timed(lambda: cold_start(image, device))
     steps = pipe.num_steps(pipe.plan(), pipe.default_num_inference_steps(None))
     rows.append(["from_image + 1st sample", str(steps), f"{cold_s:.2f}", f"{cold_s / trained_s:.3f}",
                  "pyramid, candidate indexes, sampling"])
@@ -152,6 +159,13 @@ def main(argv: list[str] | None = None) -> None:
     batch_s, _ = timed(lambda: pipe(batch_size=8, generator=torch.Generator(device).manual_seed(2)))
     rows.append(["batch 8, per sample", str(steps), f"{batch_s / 8:.2f}", f"{batch_s / 8 / trained_s:.3f}", ""])
     progress(f"warm {warm_s:.2f} s, batch 8 {batch_s / 8:.2f} s/sample")
+    for path in args.extra_images:
+        extra = Image.open(path).convert("RGB")
+        extra_s, extra_pipe = timed(lambda: cold_start(extra, device))  # noqa: B023
+        size = "x".join(map(str, extra_pipe.pyramid.pil(extra_pipe.pyramid.num_scales - 1).size))
+        rows.append([f"from_image + 1st sample: {Path(path).stem} ({size})", "", f"{extra_s:.2f}",
+                     f"{extra_s / trained_s:.3f}", ""])
+        progress(f"{path}: {extra_s:.2f} s")
     if args.megapixel:
         side = 256 if args.quick else 1024
         mega_s, out = timed(lambda: pipe(height=side, width=side, generator=torch.Generator(device).manual_seed(3)))

@@ -19,6 +19,11 @@ COLUMNS = {
     "sifid_vgg": "SIFID-VGG ↓",
     "patch_swd": "patch SWD ↓",
 }
+OPTIONAL_COLUMNS = {
+    "colour_distance": "mean colour dist. ↓",
+    "sharpness": "sharpness (1 = training image)",
+}
+"""Shown only when a row of the table has them (evaluations before these metrics existed do not)."""
 
 
 def metric_cell(metric: dict | None) -> str:
@@ -31,13 +36,15 @@ def metric_cell(metric: dict | None) -> str:
 
 def table(paths: list[Path]) -> str:
     """One markdown row per evaluation file: its name, sample count, size and the metrics."""
-    header = ["run", "samples", "size", *COLUMNS.values()]
+    reports = [json.loads(path.read_text()) for path in paths]
+    columns = dict(COLUMNS)
+    columns.update({k: v for k, v in OPTIONAL_COLUMNS.items() if any(k in r["metrics"] for r in reports)})
+    header = ["run", "samples", "size", *columns.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for path in paths:
-        report = json.loads(path.read_text())
+    for path, report in zip(paths, reports, strict=True):
         size = report["sample_size"]
         cells = [path.stem, str(report["num_samples"]), f"{size['width']}x{size['height']}"]
-        cells += [metric_cell(report["metrics"].get(name)) for name in COLUMNS]
+        cells += [metric_cell(report["metrics"].get(name)) for name in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -58,3 +58,13 @@ def test_table_cells(tmp_path):
     assert lines[2] == "| run | 3 | 8x6 | 0.1235 | - | - | 0.5 ± 0.012 |"
     with pytest.raises(FileNotFoundError):
         reproduction_table.table([tmp_path / "missing.json"])
+
+
+def test_optional_columns_appear_only_when_a_row_has_them(tmp_path):
+    base = {"num_samples": 3, "sample_size": {"width": 8, "height": 6}, "metrics": {"patch_swd": {"mean": 0.5}}}
+    (tmp_path / "old.json").write_text(json.dumps(base))
+    assert "sharpness" not in reproduction_table.table([tmp_path / "old.json"])
+    new = {**base, "metrics": {**base["metrics"], "sharpness": {"mean": 0.75, "std": 0.05}}}
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    lines = reproduction_table.table([tmp_path / "old.json", tmp_path / "new.json"]).splitlines()
+    assert "sharpness" in lines[0] and lines[2].endswith("| - | - |") and lines[3].endswith("| - | 0.75 ± 0.05 |")
