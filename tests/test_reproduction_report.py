@@ -67,4 +67,5 @@ def test_optional_columns_appear_only_when_a_row_has_them(tmp_path):
     new = {**base, "metrics": {**base["metrics"], "sharpness": {"mean": 0.75, "std": 0.05}}}
     (tmp_path / "new.json").write_text(json.dumps(new))
     lines = reproduction_table.table([tmp_path / "old.json", tmp_path / "new.json"]).splitlines()
-    assert "sharpness" in lines[0] and lines[2].endswith("| - | - |") and lines[3].endswith("| - | 0.75 ± 0.05 |")
+    assert "sharpness" in lines[0] and "colour" not in lines[0]
+    assert lines[2].endswith("| 0.5 | - |") and lines[3].endswith("| 0.5 | 0.75 ± 0.05 |")
