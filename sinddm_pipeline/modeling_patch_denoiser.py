@@ -26,10 +26,13 @@ SEARCH_MODES = ("candidates", "exact")
 SCHEDULE_KEYS = ("scale_sizes", "rescale_losses", "num_train_timesteps", "cosine_s", "max_sampling_gamma")
 """The scheduler config entries the denoiser's posterior depends on (checked against the pipeline's scheduler)."""
 
-COARSEST_PATCH_SIZE = 11
+# measured on balloons (docs/REPRODUCTION.md §5): large coarse patches keep the layout's objects whole; a small
+# tau ties fine detail to the coarse layout (sharper, closer patch statistics); a narrow window is nearly the
+# centre pixel of each patch, so overlapping copies blur less
+COARSEST_PATCH_SIZE = 15
 FINE_PATCH_SIZE = 9
-DEFAULT_GUIDE_NOISE = 0.1
-DEFAULT_WINDOW_RHO = 0.2
+DEFAULT_GUIDE_NOISE = 0.01
+DEFAULT_WINDOW_RHO = 0.05
 
 
 @dataclass
@@ -105,12 +108,12 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         scale_sizes (`list[list[int]]`): (height, width) of every scale, coarsest first (the scheduler's).
         rescale_losses, num_train_timesteps, cosine_s, max_sampling_gamma: the scheduler's schedule
             (copied from it by `from_pyramid`; pipelines refuse a scheduler with another schedule).
-        patch_sizes (`int` or `list[int]`): patch side P per scale (default 11 at the coarsest, 9 above).
+        patch_sizes (`int` or `list[int]`): patch side P per scale (default 15 at the coarsest, 9 above).
         paddings (`int` or `list[int]`): zero padding per scale, in [0, P) (default P // 2: every pixel is the centre
             of a patch).
-        guide_noise (`float` or `None`, defaults to 0.1): tau, the noise level at which the blurry image's patch
+        guide_noise (`float` or `None`, defaults to 0.01): tau, the noise level at which the blurry image's patch
             observes the reference's blurry patch at scales > 0; `None` drops the guide term.
-        window_rho (`float` or `None`, defaults to 0.2): width of the Gaussian window over a patch (u, v in
+        window_rho (`float` or `None`, defaults to 0.05): width of the Gaussian window over a patch (u, v in
             [-1, 1]); `None` weights every pixel of a patch alike.
         query_strides (`int` or `list[int]`): stride of the query grid per scale (1: every patch, exact).
         search (`str`, defaults to `"candidates"`): `"candidates"` (fast) or `"exact"` (every reference).

@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -131,6 +132,27 @@ def kmeans(points: torch.Tensor, num_clusters: int, iterations: int, seed: int =
     return centroids
 
 
+def _split_large_clusters(
+    points: torch.Tensor, centroids: torch.Tensor, assign: torch.Tensor, iterations: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split every cluster of more than twice the mean size into k-means sub-clusters of about the mean size.
+
+    Flat or dark regions give thousands of near-identical patches that k-means puts in one cluster; every query
+    there would be compared with all of them. Split, each query still meets its near-identical neighbours (they
+    are its candidates' members or in the nearby probed clusters) at a bounded cost."""
+    counts = torch.bincount(assign, minlength=centroids.shape[0])
+    mean_size = points.shape[0] / centroids.shape[0]
+    large = (counts > 2 * mean_size).nonzero().squeeze(1).tolist()
+    if not large:
+        return centroids, assign
+    kept = [centroids[counts <= 2 * mean_size]]
+    for cluster in large:
+        members = points[assign == cluster]
+        kept.append(kmeans(members, math.ceil(len(members) / mean_size), iterations, seed))
+    centroids = torch.cat(kept)
+    return centroids, _nearest(points, centroids)
+
+
 @dataclass(frozen=True)
 class CandidateIndex:
     """An inverted-file index of one reference set: which references a query is compared with.
@@ -140,12 +162,18 @@ class CandidateIndex:
         centroids: the k-means centroids (C, d) in PCA space.
         candidates: for every cluster, the indices of the references in its ``num_probes`` nearest clusters
             (itself included), sorted.
+        order: the references sorted by cluster (a permutation of their indices, stable).
+        ranges: for every cluster, the ``(start, stop)`` slices of ``order`` that hold its candidates: with the
+            references stored in cluster order (`in_cluster_order`), a cluster's candidates are a few contiguous
+            blocks, copied much faster than gathered.
     """
 
     mean: torch.Tensor
     basis: torch.Tensor
     centroids: torch.Tensor
     candidates: list[torch.Tensor]
+    order: torch.Tensor | None = None
+    ranges: list[list[tuple[int, int]]] | None = None
 
     @classmethod
     def build(
@@ -175,6 +203,7 @@ class CandidateIndex:
             training = projected[subset[:max_training_points].to(projected.device)]
         centroids = kmeans(training, num_clusters, iterations, seed)
         assign = _nearest(projected, centroids)
+        centroids, assign = _split_large_clusters(projected, centroids, assign, iterations, seed)
         order = torch.argsort(assign, stable=True)
         counts = torch.bincount(assign, minlength=centroids.shape[0]).tolist()
         members = list(torch.split(order, counts))
@@ -182,7 +211,22 @@ class CandidateIndex:
         between = torch.cdist(centroids, centroids)
         nearest = between.topk(probes, dim=1, largest=False).indices
         candidates = [torch.sort(torch.cat([members[j] for j in row.tolist()])).values for row in nearest]
-        return cls(mean=mean, basis=basis, centroids=centroids, candidates=candidates)
+        starts = [0, *itertools.accumulate(counts)]
+        ranges = [[(starts[j], starts[j + 1]) for j in sorted(row.tolist())] for row in nearest]
+        return cls(mean=mean, basis=basis, centroids=centroids, candidates=candidates, order=order, ranges=ranges)
+
+    def in_cluster_order(self) -> CandidateIndex:
+        """This index for the references stored in ``order``: candidates become positions in that order."""
+        positions = [torch.cat([torch.arange(a, b) for a, b in row]) for row in self.ranges]
+        device = self.order.device
+        return replace(self, candidates=[p.to(device) for p in positions], order=torch.arange(len(self.order)))
+
+    def gather(self, tensor: torch.Tensor, cluster: int) -> torch.Tensor:
+        """The rows of ``tensor`` (stored in cluster order) that are ``cluster``'s candidates."""
+        blocks = self.ranges[cluster]
+        if len(blocks) == 1:
+            return tensor[blocks[0][0] : blocks[0][1]]
+        return torch.cat([tensor[a:b] for a, b in blocks])
 
     def to(self, device: torch.device, dtype: torch.dtype) -> CandidateIndex:
         return CandidateIndex(
@@ -190,6 +234,8 @@ class CandidateIndex:
             basis=self.basis.to(device=device, dtype=dtype),
             centroids=self.centroids.to(device=device, dtype=dtype),
             candidates=[c.to(device) for c in self.candidates],
+            order=None if self.order is None else self.order.to(device),
+            ranges=self.ranges,
         )
 
     def assign(self, features: torch.Tensor) -> torch.Tensor:
@@ -219,6 +265,7 @@ class ReferencePatches:
         interior, border: with padding, the references with code 0 (interior queries match only these) and the
             others, as reference sets of their own (without codes and parts).
         index: the [`CandidateIndex`] of the fast path (on ``interior`` when there is padding), ``None``: exact.
+            With an index, the references are stored in its cluster order.
     """
 
     keys: torch.Tensor
@@ -288,7 +335,9 @@ class ReferencePatches:
         if self.interior is not None:
             return replace(self, interior=self.interior.with_index(**options))
         features = self.guides if self.guides is not None else self.patches
-        return replace(self, index=CandidateIndex.build(features, **options))
+        index = CandidateIndex.build(features, **options)
+        # a set has no order of its own: stored by cluster, each cluster's candidates are contiguous blocks
+        return replace(self.subset(index.order), index=index.in_cluster_order())
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> ReferencePatches:
         def move(tensor: torch.Tensor | None) -> torch.Tensor | None:
@@ -347,9 +396,8 @@ def _posterior(scaled: torch.Tensor, features: torch.Tensor, reference: Referenc
     for cluster, count in enumerate(counts):
         if not count:
             continue
-        candidates = index.candidates[cluster]
-        candidate_keys = keys[candidates]
-        candidate_offsets = offsets[candidates]
+        candidate_keys = index.gather(keys, cluster)
+        candidate_offsets = index.gather(offsets, cluster)
         for first in range(start, start + count, chunk_size):
             last = min(first + chunk_size, start + count)
             logits = torch.addmm(candidate_offsets, ordered[first:last], candidate_keys.T, beta=-1.0)
