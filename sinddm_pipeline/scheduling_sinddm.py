@@ -193,7 +193,15 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor | int
     ) -> torch.Tensor:
-        """q(x_t | x_0): sqrt(alphā_t)·x_0 + sqrt(1 - alphā_t)·noise. ``timesteps``: int or shape (batch,)."""
+        """q(x_t | x_0): sqrt(alphā_t)·x_0 + sqrt(1 - alphā_t)·noise. ``timesteps``: a tensor of shape (batch,) in
+        [0, T), or an int in [0, T], where t = T (``num_train_timesteps``), the start of scale 0's loop, is pure
+        ``noise`` (the loop then denoises T - 1 .. 0)."""
+        if isinstance(timesteps, int) and not isinstance(timesteps, bool):
+            total = self.config.num_train_timesteps
+            if not 0 <= timesteps <= total:
+                raise ValueError(f"timesteps must be in [0, {total}], got {timesteps}.")
+            if timesteps == total:
+                return noise.to(original_samples.dtype).clone()
         timesteps = torch.as_tensor(timesteps).reshape(-1).expand(original_samples.shape[0])
         return (
             self._extract(self.sqrt_alphas_cumprod, timesteps, original_samples) * original_samples

@@ -172,6 +172,16 @@ def test_denoising_is_the_reblurring_step_with_gamma_zero(random_pipe):
 # pipeline plumbing
 
 
+def test_the_whole_documented_start_timestep_range_runs(random_pipe):
+    # t = 100 (the top of [1, 100]) is pure noise: the sample then owes nothing to the input image
+    image = synthetic_image(96, 72, seed=3)
+    for t in (1, 100):
+        assert run(random_pipe, image, start_timestep=t)[0].size == (96, 72)
+    other = synthetic_image(96, 72, seed=4)
+    assert np.array_equal(as_float(run(random_pipe, image, start_timestep=100)[0]),
+                          as_float(run(random_pipe, other, start_timestep=100)[0]))
+
+
 def test_output_types_batch_and_determinism(random_pipe):
     image = synthetic_image(50, 40)
     pil = run(random_pipe, image, batch_size=2)

@@ -91,6 +91,17 @@ def test_set_timesteps_runs_from_start_minus_one_to_zero():
         scheduler.set_timesteps(scale=3)
 
 
+def test_noising_to_t_equals_T_is_the_pure_noise_scale_0_starts_from():
+    scheduler = _tiny_scheduler()
+    sample, noise = torch.rand(2, 3, 8, 8) * 2 - 1, torch.randn(2, 3, 8, 8)
+    assert torch.equal(scheduler.add_noise(sample, noise, 100), noise)
+    a, s = float(scheduler.sqrt_alphas_cumprod[99]), float(scheduler.sqrt_one_minus_alphas_cumprod[99])
+    assert torch.allclose(scheduler.add_noise(sample, noise, 99), a * sample + s * noise)
+    for bad in (-1, 101):
+        with pytest.raises(ValueError, match=r"timesteps must be in \[0, 100\]"):
+            scheduler.add_noise(sample, noise, bad)
+
+
 def test_ddpm_step_is_deterministic_with_a_seeded_generator():
     scheduler = _tiny_scheduler()
     eps, x = torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)
