@@ -29,7 +29,7 @@ SCHEDULE_KEYS = ("scale_sizes", "rescale_losses", "num_train_timesteps", "cosine
 # measured on balloons (docs/REPRODUCTION.md §5): large coarse patches keep the layout's objects whole; a small
 # tau ties fine detail to the coarse layout (sharper, closer patch statistics); a narrow window is nearly the
 # centre pixel of each patch, so overlapping copies blur less
-COARSEST_PATCH_SIZE = 15
+COARSEST_PATCH_SIZE = 19
 FINE_PATCH_SIZE = 9
 DEFAULT_GUIDE_NOISE = 0.01
 DEFAULT_WINDOW_RHO = 0.05
@@ -97,24 +97,30 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
 
     **The noise prediction** the scheduler expects is Tweedie's: eps_hat = (x_t - a·(g·b + (1 - g)·x_hat)) / s.
 
-    **Exact and fast.** ``search="exact"`` and ``query_strides`` of 1 compute exactly the sums above.
+    **Exact and fast.** ``search="exact"``, ``query_strides`` of 1 and no ``window_cutoff`` compute exactly the sums
+    above.
     ``search="candidates"`` (an approximation, at scales > 0; scale 0 is small and always exact) compares each
     query only with the references of a few k-means clusters of the guide patches (the sharp patches where there is
     no guide) nearest to its own, in a PCA space;
-    ``query_strides`` > 1 (an approximation) takes query patches on a grid of that stride. benchmarks/RESULTS.md
-    measures both against the exact path.
+    ``query_strides`` > 1 (an approximation) takes query patches on a grid of that stride; ``window_cutoff`` (an
+    approximation) computes only the pixels of each patch's estimate that the window does not all but zero.
+    benchmarks/RESULTS.md measures them against the exact path.
 
     Args:
         scale_sizes (`list[list[int]]`): (height, width) of every scale, coarsest first (the scheduler's).
         rescale_losses, num_train_timesteps, cosine_s, max_sampling_gamma: the scheduler's schedule
             (copied from it by `from_pyramid`; pipelines refuse a scheduler with another schedule).
-        patch_sizes (`int` or `list[int]`): patch side P per scale (default 15 at the coarsest, 9 above).
+        patch_sizes (`int` or `list[int]`): patch side P per scale (default 19 at the coarsest, 9 above).
         paddings (`int` or `list[int]`): zero padding per scale, in [0, P) (default P // 2: every pixel is the centre
             of a patch).
         guide_noise (`float` or `None`, defaults to 0.01): tau, the noise level at which the blurry image's patch
             observes the reference's blurry patch at scales > 0; `None` drops the guide term.
         window_rho (`float` or `None`, defaults to 0.05): width of the Gaussian window over a patch (u, v in
             [-1, 1]); `None` weights every pixel of a patch alike.
+        window_cutoff (`float` or `None`, defaults to `None`): an approximation; the pixels of a patch where the
+            window is below this fraction of its peak are left out of the average, so only the rest of each
+            posterior mean is computed (1e-6 with the default window: the 3 x 3 pixels around the centre, an error
+            below 1e-5 measured against `None`, which keeps every pixel).
         query_strides (`int` or `list[int]`): stride of the query grid per scale (1: every patch, exact).
         search (`str`, defaults to `"candidates"`): `"candidates"` (fast) or `"exact"` (every reference).
         num_probes (`int`, defaults to 4): clusters whose references are a query's candidates.
@@ -152,6 +158,7 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         paddings: int | list[int] | None = None,
         guide_noise: float | None = DEFAULT_GUIDE_NOISE,
         window_rho: float | None = DEFAULT_WINDOW_RHO,
+        window_cutoff: float | None = None,
         query_strides: int | list[int] | None = None,
         search: str = "candidates",
         num_probes: int = 4,
@@ -182,6 +189,10 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         for name, value in (("guide_noise", guide_noise), ("window_rho", window_rho)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
                 raise ValueError(f"{name} must be a number > 0 or None, got {value!r}.")
+        if window_cutoff is not None and (
+            isinstance(window_cutoff, bool) or not isinstance(window_cutoff, (int, float)) or not 0 <= window_cutoff < 1
+        ):
+            raise ValueError(f"window_cutoff must be a number in [0, 1) or None, got {window_cutoff!r}.")
         if search not in SEARCH_MODES:
             raise ValueError(f"search must be one of {SEARCH_MODES}, got {search!r}.")
         if not _is_int(num_probes, 1) or not _is_int(search_dims, 1):
@@ -358,6 +369,7 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
             offset=(timestep % stride, (timestep // stride) % stride),
             rho=self.config.window_rho,
             chunk_size=DEFAULT_CHUNK_SIZE,
+            window_cutoff=self.config.window_cutoff,
         )
         # eps_hat = (x_t - a·(g·b + (1 - g)·x_hat)) / s = (y - a'·x_hat) / s
         return ((y - a_prime * x_hat) / s).to(sample.dtype)

@@ -93,6 +93,30 @@ def gaussian_window(patch_size: int, rho: float | None) -> torch.Tensor:
     return w[:, None] * w[None, :]
 
 
+def window_support(patch_size: int, rho: float | None, cutoff: float | None) -> torch.Tensor:
+    """The offsets (along one side of a patch) where the 1-D Gaussian window is at least ``cutoff`` times its peak:
+    the window is separable, so its support is the square of these. ``cutoff`` ``None`` or 0: every offset."""
+    weights = gaussian_window(patch_size, rho)[patch_size // 2]
+    if not cutoff:
+        return torch.arange(patch_size)
+    return (weights >= cutoff * weights.max()).nonzero().squeeze(1)
+
+
+def support_columns(patch_size: int, channels: int, support: torch.Tensor) -> torch.Tensor:
+    """Columns of a patch row (channels first, as `unfold_all` orders them) whose pixels lie in ``support`` x
+    ``support``."""
+    rows = support[:, None] * patch_size + support[None, :]
+    return (torch.arange(channels)[:, None, None] * patch_size**2 + rows[None]).reshape(-1)
+
+
+def covers(length: int, padding: int, positions: torch.Tensor, support: torch.Tensor) -> bool:
+    """Whether the ``support`` offsets of patches at ``positions`` (corners, padded coordinates) cover every pixel
+    of the unpadded side ``[padding, padding + length)``."""
+    covered = torch.zeros(length + 2 * padding + len(support) + int(support.max()) + 1, dtype=torch.bool)
+    covered[(positions[:, None] + support[None, :]).reshape(-1)] = True
+    return bool(covered[padding : padding + length].all())
+
+
 def patch_index(height: int, width: int, channels: int, patch_size: int, rows: torch.Tensor, cols: torch.Tensor):
     """Flat indices (M, C·P·P) into a (C, H, W) image of the patches with corners ``rows x cols`` (raster order),
     channels first as `unfold_all` orders them."""
@@ -374,14 +398,20 @@ def _offsets(reference: ReferencePatches, inv_var: float, inv_guide_var: float) 
     return offsets
 
 
+def _values(reference: ReferencePatches, columns: torch.Tensor | None) -> torch.Tensor:
+    """The reference patches' ``columns`` (every column when ``None``): what the posterior averages."""
+    return reference.patches if columns is None else reference.keys.index_select(1, columns.to(reference.keys.device))
+
+
 def _posterior(scaled: torch.Tensor, features: torch.Tensor, reference: ReferencePatches, offsets: torch.Tensor,
-               chunk_size: int) -> torch.Tensor:
-    """Posterior means of the (scaled) queries over ``reference``, every reference or, with its index, the
-    candidates of each query's cluster (found from ``features``, the queries' guides or patches)."""
+               chunk_size: int, columns: torch.Tensor | None = None) -> torch.Tensor:
+    """Posterior means (of the patch ``columns``) of the (scaled) queries over ``reference``, every reference or,
+    with its index, the candidates of each query's cluster (found from ``features``, the queries' guides or
+    patches)."""
     keys = reference.keys[:, : scaled.shape[1]]
-    patches = reference.patches
     index = reference.index
     if index is None:
+        patches = _values(reference, columns)
         out = torch.empty(scaled.shape[0], patches.shape[1], dtype=scaled.dtype, device=scaled.device)
         for start in range(0, scaled.shape[0], chunk_size):
             logits = torch.addmm(offsets, scaled[start : start + chunk_size], keys.T, beta=-1.0)
@@ -391,17 +421,23 @@ def _posterior(scaled: torch.Tensor, features: torch.Tensor, reference: Referenc
     order = torch.argsort(clusters)
     counts = torch.bincount(clusters, minlength=len(index.candidates)).tolist()
     ordered = scaled[order]  # one gather; each cluster's queries are then a contiguous slice
-    out = torch.empty(scaled.shape[0], patches.shape[1], dtype=scaled.dtype, device=scaled.device)
+    value_dims = reference.patch_dim if columns is None else len(columns)
+    columns = None if columns is None else columns.to(scaled.device)
+    out = torch.empty(scaled.shape[0], value_dims, dtype=scaled.dtype, device=scaled.device)
     start = 0
     for cluster, count in enumerate(counts):
         if not count:
             continue
         candidate_keys = index.gather(keys, cluster)
         candidate_offsets = index.gather(offsets, cluster)
+        if columns is None:
+            candidate_values = candidate_keys[:, : reference.patch_dim]
+        else:
+            candidate_values = candidate_keys.index_select(1, columns)
         for first in range(start, start + count, chunk_size):
             last = min(first + chunk_size, start + count)
             logits = torch.addmm(candidate_offsets, ordered[first:last], candidate_keys.T, beta=-1.0)
-            out[first:last] = torch.softmax(logits, dim=1) @ candidate_keys[:, : patches.shape[1]]
+            out[first:last] = torch.softmax(logits, dim=1) @ candidate_values
         start += count
     result = torch.empty_like(out)
     result[order] = out
@@ -416,6 +452,7 @@ def posterior_mean_patches(
     tau: float | None = None,
     codes: torch.Tensor | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    columns: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """E[p | z] for every row z of ``queries`` (M, D): the softmax-weighted average of the reference patches.
 
@@ -423,7 +460,8 @@ def posterior_mean_patches(
     (both or neither); ``codes`` (M,) their border codes (with a padded reference set). With an index each query is
     compared with its candidates only (see [`CandidateIndex`]), else with every reference; ``chunk_size`` queries
     at a time. Interior queries (code 0) are compared with the interior references only and border queries, which
-    are few, with the border references exactly.
+    are few, with the border references exactly. ``columns`` (indices into D): average only these columns of the
+    patches, (M, len(columns)) out; the weights still come from whole patches.
     """
     if not sigma > 0 or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma}.")
@@ -435,11 +473,12 @@ def posterior_mean_patches(
     features = guides if guides is not None else queries
 
     def solve(rows, part: ReferencePatches) -> torch.Tensor:
-        return _posterior(scaled[rows], features[rows], part, _offsets(part, inv_var, inv_guide_var), chunk_size)
+        offsets = _offsets(part, inv_var, inv_guide_var)
+        return _posterior(scaled[rows], features[rows], part, offsets, chunk_size, columns)
 
     if reference.codes is None or codes is None:
         return solve(slice(None), reference)
-    out = torch.empty_like(queries)
+    out = queries.new_empty(queries.shape[0], reference.patch_dim if columns is None else len(columns))
     inner = codes == 0
     if inner.any():
         # no interior reference at all (a tiny image): then no reference shares the code, and all are matched
@@ -451,13 +490,14 @@ def posterior_mean_patches(
         rows = outer.nonzero().squeeze(1)
         offsets = _offsets(border, inv_var, inv_guide_var)
         keys = border.keys[:, : scaled.shape[1]]
+        values = _values(border, columns)
         for first in range(0, len(rows), chunk_size):
             chunk = rows[first : first + chunk_size]
             logits = torch.addmm(offsets, scaled[chunk], keys.T, beta=-1.0)
             mismatch = codes[chunk, None] != border.codes[None, :]
             unmatched = mismatch.all(1)
             logits.masked_fill_(mismatch, -math.inf)
-            estimate = torch.softmax(logits, dim=1) @ border.patches
+            estimate = torch.softmax(logits, dim=1) @ values
             if unmatched.any():  # no reference shares the code: match them all
                 estimate[unmatched] = solve(chunk[unmatched], reference.subset(slice(None)))
             out[chunk] = estimate
@@ -474,16 +514,23 @@ def posterior_mean_image(
     offset: tuple[int, int] = (0, 0),
     rho: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    window_cutoff: float | None = None,
 ) -> torch.Tensor:
     """The image estimate of ``noisy`` (B, C, H, W) = clean + sigma·noise: the posterior mean of its patches (every
     patch of the padded image, or a grid of ``stride`` shifted by ``offset``), averaged at every pixel over the
     patches that cover it with a Gaussian window of width ``rho``. ``guide`` (B, C, H, W) is the image whose patches
     are matched against the reference's guides with noise ``tau``.
+
+    ``window_cutoff`` (an approximation; ``None``: exact) drops the pixels of each patch where the window is below
+    that fraction of its peak, so that only the rest of the posterior mean is computed (with a narrow window, a few
+    pixels around the centre); where the kept pixels would leave a pixel of the image uncovered, nothing is dropped.
     """
     batch, channels, height, width = noisy.shape
     size, pad = reference.patch_size, reference.padding
     if not 1 <= stride <= size:
         raise ValueError(f"stride must be in [1, patch_size] = [1, {size}], got {stride}.")
+    if window_cutoff is not None and not 0 <= window_cutoff < 1:
+        raise ValueError(f"window_cutoff must be in [0, 1) or None, got {window_cutoff!r}.")
     if pad:
         noisy = F.pad(noisy, (pad,) * 4)
         guide = None if guide is None else F.pad(guide, (pad,) * 4)
@@ -491,7 +538,12 @@ def posterior_mean_image(
     rows = grid_positions(padded_height, size, stride, offset[0])
     cols = grid_positions(padded_width, size, stride, offset[1])
     codes = border_codes(height, width, size, pad, rows, cols).to(noisy.device) if pad else None
+    support = window_support(size, rho, window_cutoff)
+    if not (covers(height, pad, rows, support) and covers(width, pad, cols, support)):
+        support = torch.arange(size)
+    columns = None if len(support) == size else support_columns(size, channels, support)
     window = gaussian_window(size, rho).to(device=noisy.device, dtype=noisy.dtype).repeat(channels, 1, 1)
+    window = window.reshape(-1) if columns is None else window.reshape(-1)[columns.to(noisy.device)]
     window = window.reshape(1, 1, -1)
 
     flat = noisy.reshape(batch, -1)
@@ -510,9 +562,10 @@ def posterior_mean_image(
         chunk_codes = None
         if codes is not None:
             chunk_codes = codes[first_row * len(cols) : (first_row + len(chunk_rows)) * len(cols)].repeat(batch)
-        estimate = posterior_mean_patches(queries, sigma, reference, guides, tau, chunk_codes, chunk_size)
-        estimate = (estimate.reshape(batch, -1, index.shape[1]) * window).reshape(batch, -1)
-        total.scatter_add_(1, index.reshape(1, -1).expand(batch, -1), estimate)
-        weight.scatter_add_(0, index.reshape(-1), window.expand(1, len(index), -1).reshape(-1))
+        estimate = posterior_mean_patches(queries, sigma, reference, guides, tau, chunk_codes, chunk_size, columns)
+        targets = index if columns is None else index[:, columns.to(noisy.device)]
+        estimate = (estimate.reshape(batch, -1, targets.shape[1]) * window).reshape(batch, -1)
+        total.scatter_add_(1, targets.reshape(1, -1).expand(batch, -1), estimate)
+        weight.scatter_add_(0, targets.reshape(-1), window.expand(1, len(targets), -1).reshape(-1))
     image = (total / weight).reshape(batch, channels, padded_height, padded_width)
     return image[..., pad : pad + height, pad : pad + width]

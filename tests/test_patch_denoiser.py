@@ -18,6 +18,7 @@ from sinddm_pipeline.patch_posterior import (
     gaussian_window,
     posterior_mean_image,
     posterior_mean_patches,
+    window_support,
 )
 from sinddm_pipeline.pyramid import build_pyramid, pil_to_tensor
 
@@ -100,6 +101,31 @@ def test_the_exact_path_equals_the_brute_force_posterior_mean(size, padding, str
         assert (estimate.double() - expected).abs().max() < tolerance
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_window_cutoff_computes_the_patch_centres_only_and_stays_within_1e_5_of_the_exact_sum(stride, monkeypatch):
+    image, noisy = random_image(20, 22, 0), random_image(16, 18, 2) * 1.5
+    reference = ReferencePatches.from_image(image, 9, 4)
+    assert window_support(9, 0.05, 1e-6).tolist() == [3, 4, 5]  # the 3 x 3 pixels around the centre
+    exact = posterior_mean_image(noisy, 0.5, reference, stride=stride, rho=0.05)
+    computed = []
+
+    def recording(*args):
+        computed.append(posterior_mean_patches(*args).shape[1])
+        return posterior_mean_patches(*args)
+
+    monkeypatch.setattr(patch_posterior, "posterior_mean_patches", recording)
+    cut = posterior_mean_image(noisy, 0.5, reference, stride=stride, rho=0.05, window_cutoff=1e-6)
+    assert set(computed) == {3 * 3 * 3}  # of 3 * 9 * 9 values per patch
+    assert (cut - exact).abs().max() < 1e-5
+
+
+def test_a_window_cutoff_that_would_leave_pixels_uncovered_keeps_the_whole_patch():
+    image, noisy = random_image(20, 22, 0), random_image(16, 18, 2)
+    reference = ReferencePatches.from_image(image, 9, 4)
+    exact = posterior_mean_image(noisy, 0.5, reference, stride=4, rho=0.05)  # a 3-pixel support, every 4th patch
+    assert torch.equal(posterior_mean_image(noisy, 0.5, reference, stride=4, rho=0.05, window_cutoff=1e-6), exact)
+
+
 def test_no_noise_gives_the_image_back_and_much_noise_the_mean_patch():
     image = pil_to_tensor(synthetic_image(40, 30)).double()
     reference = ReferencePatches.from_image(image, 5, padding=2)
@@ -160,6 +186,9 @@ def test_bad_arguments_are_refused():
         posterior_mean_image(image, 0.0, reference)
     with pytest.raises(ValueError, match="stride"):
         posterior_mean_image(image, 1.0, reference, stride=4)
+    for cutoff in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"window_cutoff must be in \[0, 1\)"):
+            posterior_mean_image(image, 1.0, reference, rho=0.05, window_cutoff=cutoff)
     with pytest.raises(ValueError, match="guides and tau"):
         posterior_mean_image(image, 1.0, reference, guide=image, tau=0.1)  # the reference has no guides
 
@@ -266,5 +295,7 @@ def test_pipeline_and_schedule_mismatches_are_refused(parts):
         SinDDMPatchDenoiser.from_pyramid(stored, scheduler, search="fast")
     with pytest.raises(ValueError, match="guide_noise"):
         SinDDMPatchDenoiser.from_pyramid(stored, scheduler, guide_noise=-1.0)
+    with pytest.raises(ValueError, match="window_cutoff"):
+        SinDDMPatchDenoiser.from_pyramid(stored, scheduler, window_cutoff=1.5)
     with pytest.raises(ValueError, match="timestep"):
         denoiser(torch.zeros(1, 3, 48, 64), 100, 0)
