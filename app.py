@@ -6,9 +6,12 @@ becomes a training-free pipeline (`SinDDMPipeline.from_image`, the closed-form p
 like a model. Every task has an API name (use_image, generate, text_edit, harmonize, style_transfer, roi_generate,
 train), so scripts can call the app with `gradio_client`.
 Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables (read by `launch()`).
-`python app.py --bf16` (or SINDDM_APP_BF16=1, e.g. as a Space variable) runs every denoiser in bfloat16 and
+Generate's "Fast sampling" takes the settings a short probe measured fastest on this machine
+(`pipe.enable_fast_sampling()`: fp32 or bf16, channels_last, the second-order solver, strided steps).
+`python app.py --bf16` (or SINDDM_APP_BF16=1, e.g. as a Space variable) forces every denoiser to bfloat16 and
 channels_last: about 4x faster sampling on a CPU with bf16 instructions, quality within 1% of the exact path
-(benchmarks/RESULTS.md); the samples and the scheduler's arithmetic stay float32.
+(benchmarks/RESULTS.md), but ~17x slower on one without (AVX2 only), which the launcher then says; the samples and
+the scheduler's arithmetic stay float32.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from sinddm_pipeline import SinDDMCLIPPipeline, SinDDMImg2ImgPipeline, SinDDMPipeline, SinDDMScheduler
+from sinddm_pipeline.fast_sampling import FastSamplingChoice, choose_fast_sampling
 from sinddm_pipeline.image_inputs import MAX_PIXELS, MIN_SIDE, capped_size
 from sinddm_pipeline.pipeline_sinddm_clip import DEFAULT_CLIP_MODEL, MODE_SETTINGS, MODES
 
@@ -51,6 +55,8 @@ _pipelines: dict[str, SinDDMPipeline] = {}
 _clip: dict[str, tuple[Any, Any]] = {}
 _trained: dict[str, str] = {}
 _images: dict[str, SinDDMPipeline] = {}
+_fast: dict[int, tuple[torch.nn.Module, FastSamplingChoice]] = {}
+"""The fast-mode denoiser (the probe's dtype and memory format) and the probe's choice, by the cached pipeline's id."""
 """Training-free pipelines of uploaded images, by name ("image:<hash>"), the newest MAX_IMAGE_PIPELINES kept."""
 MAX_IMAGE_PIPELINES = 8
 _lock = threading.Lock()
@@ -146,6 +152,29 @@ def request_pipeline(cls: type, name: str | None, solver_order: int | None = Non
         scheduler = SinDDMScheduler.from_config(base.scheduler.config, solver_order=solver_order)
     pipe = cls(denoiser=base.denoiser, scheduler=scheduler, pyramid=base.pyramid, **extra)
     pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def fast_request_pipeline(name: str | None) -> SinDDMPipeline:
+    """A request pipeline (see `request_pipeline`) on the fast settings measured best on this machine
+    (`SinDDMPipeline.enable_fast_sampling`, probed once per model): the second-order solver, the fast steps when a
+    call gives none, and the probe's dtype and memory format on a copy of the cached denoiser (unless ``--bf16``
+    already forced them)."""
+    base = load_pipeline(name)
+    with _lock:
+        if id(base) not in _fast:
+            choice = choose_fast_sampling(base)
+            denoiser = base.denoiser
+            if not BF16 and (choice.dtype != denoiser.dtype or choice.channels_last):
+                denoiser = copy.deepcopy(denoiser).to(choice.dtype)
+                if choice.channels_last:
+                    denoiser.to(memory_format=torch.channels_last)
+            _fast[id(base)] = (denoiser, choice)
+        denoiser, choice = _fast[id(base)]
+    scheduler = SinDDMScheduler.from_config(base.scheduler.config, solver_order=choice.solver_order)
+    pipe = SinDDMPipeline(denoiser=denoiser, scheduler=scheduler, pyramid=base.pyramid)
+    pipe.set_progress_bar_config(disable=True)
+    pipe._fast_num_inference_steps = choice.num_inference_steps
     return pipe
 
 
@@ -366,10 +395,11 @@ def generate(
     width: float | None = 0,
     height: float | None = 0,
     fast: bool = False,
-    fast_steps: float = 10,
+    fast_steps: float = 0,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to get a progress tracker
 ) -> tuple[list, str]:
-    """Random samples, optionally retargeted (scales, or an exact width / height; 0 keeps the scale) and strided."""
+    """Random samples, optionally retargeted (scales, or an exact width / height; 0 keeps the scale) and fast (the
+    settings measured best here; ``fast_steps`` per scale, 0: the measured fast steps)."""
     batch = check_int(num_images, "Number of images", 1, MAX_BATCH)
     generator = make_generator(seed)
     width_scale = check_float(width_scale, "Width scale", 0.25, 4.0)
@@ -378,9 +408,12 @@ def generate(
     height = check_int(height or 0, "Height", 0, MAX_OUTPUT_SIDE) or None
     if width is not None and width < MIN_SIDE or height is not None and height < MIN_SIDE:
         raise gr.Error(f"Width and height must be 0 (use the scale) or at least {MIN_SIDE} px.")
-    steps = check_int(fast_steps, "Fast sampling steps", 2, 1000) if fast else None
-    # fast: strided steps with the second-order solver, which keeps the fine scales' quality at large strides
-    pipe = track(request_pipeline(SinDDMPipeline, model, solver_order=2 if fast else None), progress, "Generating")
+    steps = (check_int(fast_steps, "Fast sampling steps", 0, 1000) or None) if fast else None
+    if steps == 1:
+        raise gr.Error("Fast sampling steps must be 0 (the measured fast steps) or at least 2 per scale.")
+    # fast: the probe's settings, strided steps with the second-order solver (it keeps the fine scales' quality)
+    pipe = fast_request_pipeline(model) if fast else request_pipeline(SinDDMPipeline, model)
+    pipe = track(pipe, progress, "Generating")
     images = run_pipeline(
         pipe,
         batch_size=batch,
@@ -682,15 +715,15 @@ def generate_tab(model: gr.Dropdown) -> None:
             width = gr.Number(value=0, precision=0, minimum=0, label="Width in px (0: use the scale)")
             height = gr.Number(value=0, precision=0, minimum=0, label="Height in px (0: use the scale)")
         with gr.Row():
-            fast = gr.Checkbox(value=False, label="Fast sampling (strided, second-order solver)")
-            fast_steps = gr.Slider(2, 100, value=10, step=1, label="Steps per scale when fast")
+            fast = gr.Checkbox(value=False, label="Fast sampling (measured fastest here, second-order solver)")
+            fast_steps = gr.Slider(0, 100, value=0, step=1, label="Steps per scale when fast (0: measured defaults)")
         button = gr.Button("Generate", variant="primary", elem_id="generate-button")
         gallery = gr.Gallery(label="Samples", columns=4, format="png", elem_id="generate-gallery")
         download = gr.File(label="Download (zip of PNGs)")
         inputs = [model, num_images, seed, width_scale, height_scale, width, height, fast, fast_steps]
         button.click(generate, inputs, [gallery, download], api_name="generate")
         gr.Examples(
-            [[DEFAULT_MODEL, 4, 0, 2.0, 1.0, 0, 0, True, 20], [DEFAULT_MODEL, 2, 1, 1.0, 1.0, 320, 160, True, 20]],
+            [[DEFAULT_MODEL, 4, 0, 2.0, 1.0, 0, 0, True, 0], [DEFAULT_MODEL, 2, 1, 1.0, 1.0, 320, 160, True, 0]],
             inputs,
             label="Examples (a panorama; an exact size)",
         )
@@ -876,6 +909,19 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     return demo
 
 
+def bf16_note(pipe: SinDDMPipeline) -> str | None:
+    """A warning for ``--bf16`` when the fast-sampling probe measured bf16 slower than fp32 here (e.g. a CPU
+    without bf16 instructions), else None."""
+    choice = choose_fast_sampling(pipe)
+    if not choice.bf16_slower:
+        return None
+    timings = ", ".join(f"{label} {seconds * 1000:.0f} ms" for label, seconds in choice.timings.items())
+    return (
+        f"Note: --bf16 is slower than fp32 on this machine (measured per denoiser call: {timings}); without it, "
+        "Generate's fast mode picks the faster setting by itself."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Launch the app (host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
     import argparse
@@ -886,8 +932,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--bf16", action="store_true", help="Denoisers in bfloat16 + channels_last (faster; default: exact fp32)."
     )
     BF16 = parser.parse_args(argv).bf16 or BF16
-    if BF16 and DEVICE == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        print("Note: this CPU has no bfloat16 instructions; --bf16 will be slower than the exact path here.")
+    if BF16 and shipped_models():
+        note = bf16_note(load_pipeline(DEFAULT_MODEL if DEFAULT_MODEL in shipped_models() else shipped_models()[0]))
+        if note:
+            print(note)
     build_demo().queue(default_concurrency_limit=2, max_size=32).launch(allowed_paths=[str(WORK_DIR)])
 
 

@@ -4,11 +4,15 @@
         --settings 20 bf16+cl bf16+cl:50,15,8,6,5 bf16+cl+2m:10,6,5,4,3
     python benchmarks/benchmark_fast_sampling.py --quick      # 2 samples, weight-free metrics (what CI runs)
 
-A setting is ``[OPTIONS:]STEPS``. OPTIONS joins any of ``bf16`` / ``fp16`` (the denoiser's dtype; samples and the
-scheduler stay fp32), ``cl`` (channels_last) and ``2m`` (the scheduler's second-order multistep reblurring solver,
-``solver_order=2``) with "+"; STEPS is ``exact``, one count for every scale (``20``)
-or one per scale, coarsest first (``50,15,8,6,5``): the pipeline's ``num_inference_steps``. ``bf16+cl`` alone
-keeps every step.
+``--quick`` runs ``fast`` and fp32 rows only (``10``, ``cl:10``, ``cl+2m:10``): on a CPU without bf16
+instructions (AVX2, e.g. AMD EPYC Zen 3) a bf16 denoiser is ~17x slower than fp32, so bf16 rows are for explicit
+``--settings``.
+
+A setting is ``fast`` (`pipe.enable_fast_sampling()`: what a probe measures fastest on this machine, its choice
+printed in the notes) or ``[OPTIONS:]STEPS``. OPTIONS joins any of ``bf16`` / ``fp16`` (the denoiser's dtype;
+samples and the scheduler stay fp32), ``cl`` (channels_last) and ``2m`` (the scheduler's second-order multistep
+reblurring solver, ``solver_order=2``) with "+"; STEPS is ``exact``, one count for every scale (``20``) or one per
+scale, coarsest first (``50,15,8,6,5``): the pipeline's ``num_inference_steps``. ``bf16+cl`` alone keeps every step.
 
 Quality guard: each metric of a setting is compared with the exact path's on the same model and seed; the table
 marks a setting "ok" when every metric is within --tolerance (relative, default 10%) of the exact one, and, in a
@@ -47,9 +51,12 @@ class Setting:
     steps: int | list[int] | None = None
     solver_order: int = 1
     seed_offset: int = 0  # another seed: the exact path's own sampling noise (the noise floor of the metrics)
+    fast: bool = False  # pipe.enable_fast_sampling(): the probe picks dtype and memory format
 
     @classmethod
     def parse(cls, text: str) -> Setting:
+        if text == "fast":
+            return cls(text, fast=True)
         options, _, steps = text.rpartition(":") if ":" in text else ("", "", text)
         if steps in DTYPES or steps in ("cl", "2m") or "+" in steps:  # options only, e.g. "bf16+cl"
             options, steps = steps, "exact"
@@ -73,9 +80,15 @@ class Setting:
     @property
     def exact(self) -> bool:
         plain = self.dtype == torch.float32 and not self.channels_last and self.solver_order == 1
-        return plain and self.steps is None and not self.seed_offset
+        return plain and self.steps is None and not self.seed_offset and not self.fast
 
     def pipeline(self, pipe: SinDDMPipeline) -> SinDDMPipeline:
+        if self.fast:
+            scheduler = SinDDMScheduler.from_config(pipe.scheduler.config)
+            fast = SinDDMPipeline(denoiser=copy.deepcopy(pipe.denoiser), scheduler=scheduler, pyramid=pipe.pyramid)
+            fast.set_progress_bar_config(disable=True)
+            fast.fast_choice = fast.enable_fast_sampling()
+            return fast
         if self.dtype == torch.float32 and not self.channels_last and self.solver_order == 1:
             return pipe
         denoiser = copy.deepcopy(pipe.denoiser).to(self.dtype)
@@ -104,11 +117,11 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
         action="store_true",
         help="add the exact path with another seed: how far the metrics move by sampling noise alone",
     )
-    parser.add_argument("--quick", action="store_true", help="2 samples, steps 10 and bf16+cl, 2 metrics")
+    parser.add_argument("--quick", action="store_true", help="2 samples, rows fast, 10, cl:10, cl+2m:10, 2 metrics")
     args = parser.parse_args(argv)
     texts = args.settings or [str(steps) for steps in (args.steps or [20, 10])]
     if args.quick:
-        args.num_samples, args.batch_size, texts = 2, 2, ["10", "bf16+cl:10", "bf16+cl+2m:10"]
+        args.num_samples, args.batch_size, texts = 2, 2, ["fast", "10", "cl:10", "cl+2m:10"]
         args.metrics = ["pixel_diversity", "patch_swd"]
     settings = [Setting("exact"), *[Setting.parse(text) for text in texts]]
     if args.noise_floor:
@@ -129,9 +142,11 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     finest = pipe.pyramid.pil(pipe.pyramid.num_scales - 1)
     reference = torch.from_numpy(np.asarray(finest)).permute(2, 0, 1)[None].float() / 255
 
-    results = []
+    results, notes = [], []
     for setting in settings:
         fast = setting.pipeline(pipe)
+        if setting.fast:
+            notes.append(f"{setting.label}: {fast.fast_choice.summary()}")
         generator = torch.Generator(args.device).manual_seed(args.seed + setting.seed_offset)
         start = time.perf_counter()
         samples = generate_samples(
@@ -139,7 +154,8 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
         )
         seconds = (time.perf_counter() - start) / args.num_samples
         values = {name: suite.compute(name, samples, reference).mean for name in suite.names}
-        results.append((setting, seconds, values, pipe.num_steps(pipe.plan(), setting.steps)))
+        steps = fast.default_num_inference_steps(setting.steps)
+        results.append((setting, seconds, values, pipe.num_steps(pipe.plan(), steps)))
 
     _, exact_seconds, exact_values, _ = results[0]
     rows = []
@@ -170,6 +186,7 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
             f"device: {machine_description(torch.device(args.device))}; torch {torch.__version__}",
             f"model: {args.model}; {args.num_samples} samples per setting, seed {args.seed}, batch {args.batch_size}",
             "metrics: mean over the samples (diversities: over the set); (+x%) relative to the exact path",
+            *notes,
         ]
         + [f"skipped {name}: {reason}" for name, reason in suite.skipped.items()],
     )

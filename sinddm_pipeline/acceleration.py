@@ -90,6 +90,7 @@ class FastInferenceMixin:
     """Denoiser calls with an optional half-precision denoiser and CUDA graphs (see the module docstring)."""
 
     _cuda_graph_denoiser: CUDAGraphDenoiser | None = None
+    _fast_num_inference_steps: list[int] | None = None
 
     @property
     def sample_dtype(self) -> torch.dtype:
@@ -114,6 +115,34 @@ class FastInferenceMixin:
         if device.type != "cuda":
             raise ValueError(f"CUDA graphs need the pipeline on a CUDA device (pipe.to('cuda')), it is on {device}.")
         self._cuda_graph_denoiser = CUDAGraphDenoiser(self.denoiser)
+
+    def enable_fast_sampling(self, timer=None):
+        """Switch to the sampling settings measured fastest on this device, with quality held (see
+        `sinddm_pipeline.fast_sampling`): a short probe of the denoiser (cached per process) picks fp32 or bf16 and
+        the memory format, the scheduler gets the second-order solver and calls without ``num_inference_steps``
+        take the strided fast steps. Returns the [`~fast_sampling.FastSamplingChoice`] (``.summary()`` says what
+        was chosen and why). ``timer`` replaces the measured probe (tests).
+
+        Example:
+            ```py
+            >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")  # doctest: +SKIP
+            >>> print(pipe.enable_fast_sampling().summary())  # doctest: +SKIP
+            fast sampling: fp32+cl, second-order solver, steps [10, 6, 5, 4, 3] (probe per denoiser call: ...)
+            ```
+        """
+        from .fast_sampling import choose_fast_sampling
+        from .scheduling_sinddm import SinDDMScheduler
+
+        choice = choose_fast_sampling(self, timer)
+        self.denoiser.to(choice.dtype)
+        if choice.channels_last:
+            self.denoiser.to(memory_format=torch.channels_last)
+        if self.scheduler.config.solver_order != choice.solver_order:
+            self.scheduler = SinDDMScheduler.from_config(self.scheduler.config, solver_order=choice.solver_order)
+        self._fast_num_inference_steps = choice.num_inference_steps
+        if self._cuda_graph_denoiser is not None:
+            self._cuda_graph_denoiser.reset()
+        return choice
 
     def disable_cuda_graphs(self) -> None:
         """Back to eager denoiser calls (releases the captured graphs)."""

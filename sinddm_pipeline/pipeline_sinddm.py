@@ -259,9 +259,12 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         self, num_inference_steps: int | Sequence[int] | None
     ) -> int | Sequence[int] | None:
         """``num_inference_steps`` as given, or when ``None`` the denoiser's own default: a training-free denoiser's
-        ``config.num_inference_steps``; ``None`` (every step, the exact reference) for a trained model."""
+        ``config.num_inference_steps``, the fast steps after `enable_fast_sampling`; ``None`` (every step, the exact
+        reference) for a trained model."""
         if num_inference_steps is not None:
             return num_inference_steps
+        if self._fast_num_inference_steps is not None:  # set by enable_fast_sampling
+            return self._fast_num_inference_steps
         return getattr(self.denoiser.config, "num_inference_steps", None)
 
     def check_num_inference_steps(self, num_inference_steps: int | Sequence[int] | None) -> list[int | None]:

@@ -1,5 +1,6 @@
-"""The fast-sampling options shared by the command lines (`generate`, `evaluate`): dtype, channels_last, strides and
-the scheduler's solver order. Every option's default is the exact reference path.
+"""The fast-sampling options shared by the command lines (`generate`, `evaluate`): ``--fast`` (the settings a probe
+measured fastest on this machine, `sinddm_pipeline.fast_sampling`), or by hand dtype, channels_last, strides and the
+scheduler's solver order. Every option's default is the exact reference path.
 
 Example:
     >>> import argparse
@@ -15,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import logging
 
 import torch
 
@@ -22,11 +24,18 @@ from .pipeline_sinddm import SinDDMPipeline
 from .scheduling_sinddm import SinDDMScheduler
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+logger = logging.getLogger(__name__)
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --num_inference_steps, --dtype, --channels_last and --solver_order to ``parser``."""
+    """Add --fast, --num_inference_steps, --dtype, --channels_last and --solver_order to ``parser``."""
     group = parser.add_argument_group("fast sampling (every default is the exact reference path)")
+    group.add_argument(
+        "--fast",
+        action="store_true",
+        help="The settings a short probe measures fastest on this machine (dtype, memory format) with the "
+        "second-order solver and strided steps (pipe.enable_fast_sampling); the options below override it.",
+    )
     group.add_argument(
         "--num_inference_steps",
         type=int,
@@ -38,8 +47,9 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--dtype",
         choices=sorted(DTYPES),
-        default="fp32",
-        help="The denoiser's dtype (samples and the scheduler stay fp32); fp32 is the exact path.",
+        default=None,
+        help="The denoiser's dtype (samples and the scheduler stay fp32); default fp32, the exact path (with "
+        "--fast: the probe's choice). bf16 warns where the probe measured it slower than fp32.",
     )
     group.add_argument("--channels_last", action="store_true", help="channels_last denoiser (faster on CPU).")
     group.add_argument(
@@ -59,21 +69,42 @@ def steps_argument(args: argparse.Namespace) -> int | list[int] | None:
 
 
 def apply_sampling_options(pipe: SinDDMPipeline, args: argparse.Namespace) -> None:
-    """Set the denoiser's dtype and memory format and the scheduler's solver order of ``args`` on ``pipe``, after
-    checking the step counts against its scales (a bad count fails before any sampling)."""
+    """Set the denoiser's dtype and memory format and the scheduler's solver order of ``args`` on ``pipe`` (first
+    the probe's choice with ``--fast``, printed), after checking the step counts against its scales (a bad count
+    fails before any sampling)."""
     pipe.check_num_inference_steps(steps_argument(args))
-    pipe.denoiser.to(DTYPES[args.dtype])
+    choice = None
+    if getattr(args, "fast", False):
+        choice = pipe.enable_fast_sampling()
+        print(choice.summary())
+    if args.dtype is not None:
+        if args.dtype == "bf16" and not getattr(pipe.denoiser, "conditions_on_blurry_sample", False):
+            from .fast_sampling import choose_fast_sampling
+
+            choice = choice or choose_fast_sampling(pipe)
+            if choice.bf16_slower:
+                logger.warning(
+                    "--dtype bf16: the probe measured bf16 slower than fp32 on this machine (%s); the exact fp32 "
+                    "path or --fast is faster here.",
+                    ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in choice.timings.items()),
+                )
+        pipe.denoiser.to(DTYPES[args.dtype])
     if args.channels_last:
         pipe.denoiser.to(memory_format=torch.channels_last)
     if args.solver_order not in (None, pipe.scheduler.config.solver_order):
         pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=args.solver_order)
+    pipe._fast_choice = choice
 
 
 def sampling_record(pipe: SinDDMPipeline, args: argparse.Namespace) -> dict:
     """The sampling settings actually used, for a report."""
+    dtype = {value: key for key, value in DTYPES.items()}.get(pipe.denoiser.dtype, str(pipe.denoiser.dtype))
+    steps = pipe.default_num_inference_steps(steps_argument(args))
+    choice = getattr(pipe, "_fast_choice", None)
     return {
-        "num_inference_steps": steps_argument(args),
-        "dtype": args.dtype,
-        "channels_last": args.channels_last,
+        "num_inference_steps": list(steps) if isinstance(steps, (list, tuple)) else steps,
+        "dtype": dtype,
+        "channels_last": args.channels_last or bool(choice and choice.channels_last),
         "solver_order": pipe.scheduler.config.solver_order,
+        **({"fast": choice.summary()} if getattr(args, "fast", False) and choice else {}),
     }

@@ -309,24 +309,38 @@ def test_bf16_flag_of_the_launcher(monkeypatch):
     assert launched == [False, True]
 
 
-def test_fast_generation_is_strided_with_the_second_order_solver(files):
+def test_fast_generation_takes_the_probes_settings_strided_with_the_second_order_solver(files):
     import torch
-
-    from sinddm_pipeline import SinDDMScheduler
 
     gallery, _ = app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 3)
     pipe = app.SinDDMPipeline.from_pretrained(files["model"])
-    pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)
     pipe.set_progress_bar_config(disable=True)
+    choice = pipe.enable_fast_sampling()  # the same probe (cached per process): the same settings
+    assert pipe.scheduler.config.solver_order == 2
     expected = pipe(generator=app.make_generator(3), num_inference_steps=3).images[0]
     assert np.array_equal(np.asarray(gallery[0][0]), np.asarray(expected))
     reference = app.SinDDMPipeline.from_pretrained(files["model"])
     reference.set_progress_bar_config(disable=True)
     strided_first_order = reference(generator=app.make_generator(3), num_inference_steps=3).images[0]
     assert not np.array_equal(np.asarray(strided_first_order), np.asarray(expected))
+    measured, _ = app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 0)  # 0: the measured fast steps
+    default = pipe(generator=app.make_generator(3), num_inference_steps=choice.num_inference_steps).images[0]
+    assert np.array_equal(np.asarray(measured[0][0]), np.asarray(default))
     first_order = app.request_pipeline(app.SinDDMPipeline, files["model"])
-    assert first_order.scheduler.config.solver_order == 1  # the cached pipeline is not changed
-    assert torch.equal(first_order.denoiser.conv_out.weight, pipe.denoiser.conv_out.weight)
+    assert first_order.scheduler.config.solver_order == 1 and first_order.denoiser.dtype == torch.float32
+    assert first_order.denoiser.conv_out.weight.is_contiguous()  # the cached pipeline is not changed
+    with pytest.raises(app.gr.Error, match="at least 2 per scale"):
+        app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 1)
+
+
+def test_bf16_note_follows_the_probe(files, monkeypatch):
+    from sinddm_pipeline import fast_sampling
+
+    pipe = app.SinDDMPipeline.from_pretrained(files["model"])
+    monkeypatch.setattr(fast_sampling, "probe_denoiser", lambda *a, **k: {"fp32": 1.0, "fp32+cl": 0.9, "bf16+cl": 9.0})
+    assert "--bf16 is slower than fp32 on this machine" in app.bf16_note(pipe)
+    monkeypatch.setattr(fast_sampling, "probe_denoiser", lambda *a, **k: {"fp32": 1.0, "fp32+cl": 0.9, "bf16+cl": 0.3})
+    assert app.bf16_note(pipe) is None
 
 
 def test_an_uploaded_image_is_a_model_for_every_tab_without_training(client, files):

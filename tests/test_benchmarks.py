@@ -100,12 +100,15 @@ def test_matrix_refuses_per_run_fast_path_options(module, option, monkeypatch, c
 def test_fast_sampling_rows_and_noise_floor():
     result = run_benchmark("benchmark_fast_sampling.py", "--quick", "--noise_floor", "--threads", "1")
     rows = {row[0]: row for row in table_rows(result.stdout)}
-    assert list(rows) == ["exact", "exact, seed + 1", "10", "bf16+cl:10", "bf16+cl+2m:10"]
+    assert list(rows) == ["exact", "exact, seed + 1", "fast", "10", "cl:10", "cl+2m:10"]
+    assert "fast: fast sampling: " in result.stdout and "probe per denoiser call: fp32 " in result.stdout
+    assert int(rows["fast"][1]) == 10 + 6 + 5 + 4 + 3  # the shipped model's 5 scales, strided
+    assert float(rows["fast"][3].rstrip("x")) > 5  # over the exact path's 263 steps
     assert rows["exact"][-2:] == ["-", "-"] and rows["exact, seed + 1"][-2] in ("ok", "outside")
     assert rows["exact, seed + 1"][-1] in ("ok", "worse")
     assert rows["exact"][1] == rows["exact, seed + 1"][1] and int(rows["10"][1]) < int(rows["exact"][1])
-    assert rows["bf16+cl+2m:10"][1] == rows["bf16+cl:10"][1]  # the solver changes no step count
-    assert rows["bf16+cl+2m:10"][4:6] != rows["bf16+cl:10"][4:6]  # ... but the samples
+    assert rows["cl+2m:10"][1] == rows["cl:10"][1]  # the solver changes no step count
+    assert rows["cl+2m:10"][4:6] != rows["cl:10"][4:6]  # ... but the samples
 
 
 def test_training_free_benchmark_quick_mode():
