@@ -46,6 +46,7 @@ def model_card(
     seed: int = 0,
     license: str = "mit",
     template_path: str | os.PathLike = TEMPLATE_PATH,
+    install_command: str | None = None,
 ) -> ModelCard:
     """The README.md of a SinDDM model: Hub metadata, training image, sample grid, usage, training arguments.
 
@@ -56,17 +57,25 @@ def model_card(
         num_samples, seed: how ``samples.png`` was generated (``num_samples=0``: no sample grid).
         license: the license metadata.
         template_path: the Jinja template (``model_cards/sinddm_model_card.md``).
+        install_command: how a reader installs ``sinddm_pipeline`` (not on PyPI), e.g.
+            ``pip install "sinddm-pipeline @ git+https://github.com/you/sinddm"``; default: from a checkout.
+
+    The metadata carries a ``widget`` entry with the sample grid, so the Hub shows it on the model page.
 
     Example:
         >>> card = model_card("me/sinddm-balloons", {"image_path": "balloons.png", "hub_token": "hf_x"})
         >>> "hf_x" in str(card), "training_image.png" in str(card), card.data.license
         (False, True, 'mit')
     """
+    widget = None
+    if num_samples:
+        widget = [{"text": f"{num_samples} samples, seed {seed}", "output": {"url": SAMPLES_NAME}}]
     card_data = ModelCardData(
         library_name="diffusers",
         pipeline_tag="unconditional-image-generation",
         tags=["sinddm", "single-image"],
         license=license,
+        widget=widget,
     )
     arguments = None
     if training_args:
@@ -84,6 +93,7 @@ def model_card(
         seed=seed,
         loss_curve=LOSS_CURVE_NAME if has_loss_curve else None,
         training_args=arguments,
+        install_command=install_command,
     )
 
 

@@ -18,7 +18,7 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from sinddm_pipeline import SinDDMImg2ImgPipeline, SinDDMModel, SinDDMPipeline
-from sinddm_pipeline.hub import prepare_hub_folder, push_to_hub
+from sinddm_pipeline.hub import model_card, prepare_hub_folder, push_to_hub
 from sinddm_pipeline.remote_code import has_remote_code, load_native, load_pipeline
 
 PIPELINE_FILES = {
@@ -126,6 +126,15 @@ def test_model_card_metadata_and_body(hub_folder):
     assert '"max_train_steps": 12' in text and '"lr": 0.0005' in text and "balloons.png" in text
     assert "hf_secret" not in card.content and "hub_token" not in card.content
     assert "loss_curve" not in text
+    assert card.data.widget == [{"text": "4 samples, seed 0", "output": {"url": "samples.png"}}]  # the Hub gallery
+    assert "pip install diffusers transformers torch safetensors" in text  # the vanilla path needs nothing else
+    assert "pip install sinddm_pipeline" not in text and "`pip install -e .` in a checkout" in text  # not on PyPI
+
+
+def test_model_card_names_a_given_install_command_and_no_widget_without_samples():
+    command = 'pip install "sinddm-pipeline @ git+https://github.com/me/sinddm"'
+    card = model_card("me/x", num_samples=0, install_command=command)
+    assert f"`{command}`" in card.text and "widget" not in card.data.to_dict() and "![samples]" not in card.text
 
 
 def test_vanilla_diffusers_loads_the_folder_in_a_fresh_process(hub_folder, pipe, tmp_path):
