@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.util
 import os
+import shutil
 import tempfile
 import threading
+import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,11 @@ import torch
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from sinddm_pipeline import SinDDMCLIPPipeline, SinDDMImg2ImgPipeline, SinDDMPipeline, SinDDMScheduler
+
+try:  # Hugging Face's ZeroGPU package, on a ZeroGPU Space; elsewhere absent (this repo's spaces/ folder has no GPU)
+    import spaces
+except ImportError:
+    spaces = None
 from sinddm_pipeline.fast_sampling import FastSamplingChoice, choose_fast_sampling
 from sinddm_pipeline.image_inputs import MAX_PIXELS, MIN_SIDE, capped_size
 from sinddm_pipeline.pipeline_sinddm_clip import DEFAULT_CLIP_MODEL, MODE_SETTINGS, MODES
@@ -40,6 +48,18 @@ ROOT = Path(__file__).resolve().parent
 MODELS_DIR = ROOT / "models"
 EXAMPLES_DIR = ROOT / "examples" / "app"
 DEFAULT_MODEL = "hubble-sinddm"
+ZERO_GPU = callable(getattr(spaces, "GPU", None))
+"""On a ZeroGPU Space: every task runs under ``@spaces.GPU`` (see `on_gpu`); a CPU Space or a laptop is unchanged.
+No handler uses torch.compile or CUDA graphs, which ZeroGPU's per-call GPU attachment does not keep."""
+MCP_SERVER = importlib.util.find_spec("mcp") is not None
+"""Every task (it has an api_name) is also an MCP tool when Gradio's MCP extra is installed (``gradio[mcp]``, as the
+Space's requirements do)."""
+GPU_SECONDS = 60
+"""ZeroGPU duration of a sampling or editing request (seconds): tens of denoiser calls, a few seconds on a GPU."""
+KEEP_HOURS = float(os.environ.get("SINDDM_APP_KEEP_HOURS", "24"))
+"""Files in the app's default temporary folder (zips, trained models) older than this are deleted, as Gradio's own
+cache (``delete_cache``): a long-running Space does not fill its disk. A folder set with SINDDM_APP_DIR is never
+pruned."""
 MAX_BATCH = 8
 MAX_UPLOAD_PIXELS = 4096 * 4096
 """Uploads larger than this are refused; smaller ones over the 50,000 px budget are resized down with a note."""
@@ -49,6 +69,9 @@ DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 BF16 = os.environ.get("SINDDM_APP_BF16", "0").strip().lower() in ("1", "true", "yes")
 """Load denoisers in bfloat16 + channels_last (``--bf16`` / SINDDM_APP_BF16=1); off: the exact fp32 path."""
 WORK_DIR = Path(os.environ.get("SINDDM_APP_DIR") or tempfile.mkdtemp(prefix="sinddm_app_"))
+PRUNE_WORK_DIR = not os.environ.get("SINDDM_APP_DIR")
+# Gradio caches examples under ./.gradio by default: keep them out of the checkout, with the app's other files
+os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(WORK_DIR / "cached_examples"))
 """Where the app writes zips, trained models and temporary images (a fresh temporary folder by default)."""
 
 _pipelines: dict[str, SinDDMPipeline] = {}
@@ -347,8 +370,27 @@ def draw_boxes(image: Image.Image, boxes: Iterable[Sequence[int]], color: str = 
     return image
 
 
+def prune_work_dir(now: float | None = None) -> list[str]:
+    """Delete the zips and trained models in the app's temporary folder older than KEEP_HOURS (never one set with
+    SINDDM_APP_DIR, nor the example cache); trained models leave the model list. Returns the deleted names."""
+    if not PRUNE_WORK_DIR or not WORK_DIR.is_dir():
+        return []
+    oldest = (now if now is not None else time.time()) - KEEP_HOURS * 3600
+    deleted = []
+    for entry in WORK_DIR.iterdir():
+        if entry.name == "cached_examples" or not entry.is_dir() or entry.stat().st_mtime >= oldest:
+            continue
+        for name, folder in list(_trained.items()):
+            if Path(folder).is_relative_to(entry):
+                del _trained[name]
+        shutil.rmtree(entry, ignore_errors=True)
+        deleted.append(entry.name)
+    return deleted
+
+
 def zip_images(images: list[Image.Image], stem: str) -> str:
     """The images as PNGs in a new zip file; returns its path (for a gr.File download)."""
+    prune_work_dir()
     folder = Path(tempfile.mkdtemp(prefix=f"{stem}_", dir=WORK_DIR))
     path = folder / f"{stem}.zip"
     with zipfile.ZipFile(path, "w") as archive:
@@ -371,6 +413,28 @@ def run_pipeline(pipe: Any, **kwargs: Any) -> Any:
 # tasks
 
 
+def on_gpu(duration: int | Callable[..., int]):
+    """``@spaces.GPU(duration=duration)`` on a ZeroGPU Space (``duration``: seconds, or a function of the handler's
+    arguments), else the handler unchanged."""
+
+    def wrap(handler: Callable) -> Callable:
+        return spaces.GPU(duration=duration)(handler) if ZERO_GPU else handler
+
+    return wrap
+
+
+def training_gpu_seconds(image: Any, steps: float, *_: Any, **__: Any) -> int:
+    """ZeroGPU duration of a training request: 60 s for loading and the sample grid, plus 40 ms per step (an H200
+    trains the paper's dim-160, batch-32 model at ~28 ms per step, benchmarks/RESULTS.md), for at most
+    MAX_TRAIN_STEPS steps."""
+    try:
+        count = min(max(int(steps), 1), MAX_TRAIN_STEPS)
+    except (TypeError, ValueError):
+        count = MAX_TRAIN_STEPS
+    return int(60 + 0.04 * count)
+
+
+@on_gpu(GPU_SECONDS)
 def use_image(image: Any) -> tuple[Any, str, Image.Image]:
     """Make an uploaded image the "model" of every tab: its training-free pipeline, no training.
 
@@ -386,6 +450,7 @@ def use_image(image: Any) -> tuple[Any, str, Image.Image]:
     return gr.update(choices=model_choices(), value=name), status, pipe.pyramid.pil(pipe.pyramid.num_scales - 1)
 
 
+@on_gpu(GPU_SECONDS)
 def generate(
     model: str,
     num_images: float,
@@ -427,6 +492,7 @@ def generate(
     return [(image, f"seed {int(seed)} #{i}") for i, image in enumerate(images)], zip_images(images, "samples")
 
 
+@on_gpu(GPU_SECONDS)
 def text_edit(
     model: str,
     clip_name: str,
@@ -496,6 +562,7 @@ def img2img(
     return list(output.images)
 
 
+@on_gpu(GPU_SECONDS)
 def harmonize(
     model: str,
     composite: Any,
@@ -518,6 +585,7 @@ def harmonize(
     return img2img(model, image, mask, start_timestep, match_histogram, num_images, seed, progress), note
 
 
+@on_gpu(GPU_SECONDS)
 def style_transfer(
     model: str,
     content: Any,
@@ -532,6 +600,7 @@ def style_transfer(
     return img2img(model, image, None, start_timestep, match_histogram, num_images, seed, progress), note
 
 
+@on_gpu(GPU_SECONDS)
 def roi_generate(
     model: str,
     src_y: float | None,
@@ -584,6 +653,7 @@ def zip_model(folder: Path) -> str:
     return str(path)
 
 
+@on_gpu(training_gpu_seconds)
 def train(
     image: Any,
     steps: float,
@@ -604,6 +674,7 @@ def train(
         raise gr.Error(f"Model width (dim) must be even, got {dim}.")
     batch = check_int(batch_size, "Batch size", 1, 64)
     seed = check_int(seed, "Seed", 0, 2**31 - 1)
+    prune_work_dir()
     run = Path(tempfile.mkdtemp(prefix="train_", dir=WORK_DIR))
     image_path, output_dir = run / "image.png", run / f"sinddm-{run.name.removeprefix('train_')}"
     picture.save(image_path)
@@ -715,7 +786,9 @@ def generate_tab(model: gr.Dropdown) -> None:
             width = gr.Number(value=0, precision=0, minimum=0, label="Width in px (0: use the scale)")
             height = gr.Number(value=0, precision=0, minimum=0, label="Height in px (0: use the scale)")
         with gr.Row():
-            fast = gr.Checkbox(value=False, label="Fast sampling (measured fastest here, second-order solver)")
+            fast = gr.Checkbox(
+                value=False, label="Fast sampling (measured fastest here, second-order solver)", elem_id="generate-fast"
+            )
             fast_steps = gr.Slider(0, 100, value=0, step=1, label="Steps per scale when fast (0: measured defaults)")
         button = gr.Button("Generate", variant="primary", elem_id="generate-button")
         gallery = gr.Gallery(label="Samples", columns=4, format="png", elem_id="generate-gallery")
@@ -725,7 +798,12 @@ def generate_tab(model: gr.Dropdown) -> None:
         gr.Examples(
             [[DEFAULT_MODEL, 4, 0, 2.0, 1.0, 0, 0, True, 0], [DEFAULT_MODEL, 2, 1, 1.0, 1.0, 320, 160, True, 0]],
             inputs,
+            outputs=[gallery, download],
+            fn=generate,
+            cache_examples=True,
+            cache_mode="lazy",  # computed on the first click, then served from the cache
             label="Examples (a panorama; an exact size)",
+            elem_id="generate-examples",
         )
 
 
@@ -829,7 +907,8 @@ def train_tab(model: gr.Dropdown) -> None:
         gr.Markdown(
             "Train the neural model on one image (a few hundred steps give a rough model in minutes on a CPU; the "
             "paper trains 120,000). No training is needed to sample from an image: use *your own image* at the top. "
-            "A trained model joins the model list; download it as a zip or push it to the Hub."
+            "A trained model joins the model list; download it as a zip or push it to the Hub"
+            + (f" (the app keeps it {KEEP_HOURS:g} hours)." if PRUNE_WORK_DIR else ".")
         )
         image = readable_upload_errors(gr.Image(type="filepath", label="Training image"))
         with gr.Row():
@@ -867,7 +946,8 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     models = model_choices()
     if default_model is None:
         default_model = DEFAULT_MODEL if DEFAULT_MODEL in models else None
-    with gr.Blocks(title="SinDDM") as demo:
+    # delete_cache: Gradio's copies of outputs older than KEEP_HOURS go, checked hourly
+    with gr.Blocks(title="SinDDM", delete_cache=(3600, int(KEEP_HOURS * 3600))) as demo:
         gr.Markdown(
             "# SinDDM\nA diffusion model of **one** image generates new images like it, at any size. Use your own "
             "image (no training: a closed-form patch denoiser, samples in seconds), or pick a shipped model, a "
@@ -936,7 +1016,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         note = bf16_note(load_pipeline(DEFAULT_MODEL if DEFAULT_MODEL in shipped_models() else shipped_models()[0]))
         if note:
             print(note)
-    build_demo().queue(default_concurrency_limit=2, max_size=32).launch(allowed_paths=[str(WORK_DIR)])
+    build_demo().queue(default_concurrency_limit=2, max_size=32).launch(
+        allowed_paths=[str(WORK_DIR)], mcp_server=MCP_SERVER
+    )
 
 
 if __name__ == "__main__":

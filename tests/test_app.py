@@ -7,7 +7,9 @@ must both get results, and bad inputs must come back as readable messages (gr.Er
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 from types import SimpleNamespace
 
 import numpy as np
@@ -44,7 +46,9 @@ def files(tmp_path_factory):
 def client(tmp_path_factory):
     app.WORK_DIR = tmp_path_factory.mktemp("app_work")  # zips and trained models go to pytest's tmp, not /tmp
     demo = app.build_demo().queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, mcp_server=app.MCP_SERVER
+    )
     try:
         yield Client(demo.local_url, verbose=False)
     finally:
@@ -66,6 +70,14 @@ def test_generate_returns_images_and_a_zip(client, files):
     assert len(images) == 2
     assert images[0].width > images[0].height  # width_scale 1.5 on a 96x72 training image
     assert download.endswith(".zip")
+
+
+def test_every_task_is_an_mcp_tool(client):
+    if not app.MCP_SERVER:
+        pytest.skip("Gradio's MCP extra is not installed (pip install 'gradio[mcp]', as requirements.txt does)")
+    with urllib.request.urlopen(client.src.rstrip("/") + "/gradio_api/mcp/schema") as response:
+        tools = {tool["name"] for tool in json.load(response)}
+    assert {"use_image", "generate", "text_edit", "harmonize", "style_transfer", "roi_generate", "train"} <= tools
 
 
 def test_generate_with_an_exact_size(client, files):
@@ -162,7 +174,7 @@ BAD_GENERATE = [
     (("MODEL", 99, 0, 1.0, 1.0, 0, 0, *FAST), "Value 99 is greater than maximum value 8"),
     (("MODEL", 1, -3, 1.0, 1.0, 0, 0, *FAST), "Value -3 is less than minimum value 0"),
     (("MODEL", 1, 0, 1.0, 1.0, 5000, 0, *FAST), "Width must be a whole number between 0 and 1024"),
-    (("MODEL", 1, 0, 1.0, 1.0, 0, 0, True, 1), "Value 1 is less than minimum value 2"),
+    (("MODEL", 1, 0, 1.0, 1.0, 0, 0, True, 1), "Fast sampling steps must be 0 .* or at least 2 per scale"),
 ]
 
 

@@ -1,6 +1,7 @@
 """The web app in a real browser: headless Chromium (Debian's chromium + chromium-driver, driven by Selenium) opens
-the app launched in this process on a free port with a tiny model, clicks Generate and waits for images in the
-gallery. A screenshot is saved to the test's tmp folder and, when SINDDM_SCREENSHOT_DIR is set, there too.
+the app launched in this process on a free port with a tiny model, clicks Generate (exact, then fast) and a cached
+example of the shipped model, and waits for images in the gallery. A screenshot is saved to the test's tmp folder
+and, when SINDDM_SCREENSHOT_DIR is set, there too.
 
 Skipped, with the reason, when /usr/bin/chromium, /usr/bin/chromedriver or the selenium package is missing
 (CI installs them: apt-get install -y chromium chromium-driver; pip install selenium).
@@ -105,3 +106,28 @@ def test_generate_in_the_browser(app_url, browser, tmp_path):
     assert int(images[0].get_attribute("naturalWidth")) == 96  # the tiny model's 96x72 training size
     screenshot = save_screenshot(browser, tmp_path, "sinddm_app_generate.png")
     assert screenshot.stat().st_size > 10_000
+
+
+def test_fast_mode_in_the_browser(app_url, browser, tmp_path):
+    browser.get(app_url)
+    wait = WebDriverWait(browser, 60)
+    button = wait.until(expected_conditions.element_to_be_clickable((By.ID, "generate-button")))
+    browser.find_element(By.CSS_SELECTOR, "#generate-fast input[type=checkbox]").click()
+    assert browser.find_element(By.CSS_SELECTOR, "#generate-fast input[type=checkbox]").is_selected()
+    button.click()
+    images = wait.until(loaded_gallery_images)
+    assert len(images) >= 2 and int(images[0].get_attribute("naturalWidth")) == 96
+    save_screenshot(browser, tmp_path, "sinddm_app_generate_fast.png")
+
+
+def test_a_cached_example_in_the_browser(app_url, browser, tmp_path):
+    cache = Path(os.environ["GRADIO_EXAMPLES_CACHE"])  # the app keeps it in its own folder, not the checkout
+    assert cache.is_relative_to(app.WORK_DIR) or cache.parent.name.startswith("sinddm_app_")
+    browser.get(app_url)
+    wait = WebDriverWait(browser, 120)
+    rows = wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#generate-examples tbody tr"))
+    rows[1].click()  # the shipped model, fast, 2 images of exactly 320x160
+    images = wait.until(loaded_gallery_images)
+    assert len(images) == 2 and int(images[0].get_attribute("naturalWidth")) == 320
+    assert any(path.is_file() for path in cache.rglob("*"))  # lazily cached on this first click
+    save_screenshot(browser, tmp_path, "sinddm_app_cached_example.png")
