@@ -102,6 +102,15 @@ def test_fast_sampling_options_are_used_and_recorded(model_dir, tmp_path):
     assert not (tmp_path / "bad.json").exists()
 
 
+def test_fast_flag_applies_and_records_the_probes_choice(model_dir, tmp_path, capsys):
+    args = ["--model", model_dir, *FAST, "--metrics", "pixel_diversity", "--fast"]
+    report = main([*args, "--output_json", str(tmp_path / "fast.json")])
+    sampling = report["sampling"]
+    assert sampling["solver_order"] == 2 and sampling["num_inference_steps"] == [10, 6]  # the tiny model: 2 scales
+    assert sampling["fast"].startswith("fast sampling: ") and sampling["fast"] in capsys.readouterr().out
+    assert sampling["dtype"] in ("fp32", "bf16") and json.loads((tmp_path / "fast.json").read_text())["sampling"]
+
+
 def test_argument_errors(model_dir):
     with pytest.raises(SystemExit):
         parse_args(["--model", model_dir, "--metrics", "sifid"])  # no --inception_weights
