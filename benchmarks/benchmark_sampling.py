@@ -21,6 +21,7 @@ numerics check: the max |difference| of a batch-1 sample (same seeded generator)
     strided_2m     the strided row with the scheduler's second-order solver (solver_order=2), which keeps the
                    fine scales' quality at large strides (only with --num_inference_steps)
     compile        bf16, channels_last, torch.compile(denoiser, mode=--compile_mode) (opt-in: it takes a while)
+    fast           pipe.enable_fast_sampling(): what a probe measures fastest here, its strided fast steps
 """
 
 from __future__ import annotations
@@ -66,8 +67,11 @@ class Variant:
     compile: bool = False
     steps: int | None = None  # num_inference_steps; None: every step (exact)
     solver_order: int = 1
+    auto: bool = False  # pipe.enable_fast_sampling(): a probe picks dtype and memory format; its fast steps
 
     def describe(self, compile_mode: str = "default") -> str:
+        if self.auto:
+            return "enable_fast_sampling() (the probe's choice, in the notes)"
         parts = [self.dtype]
         parts += ["channels_last"] * self.channels_last + ["CUDA graphs"] * self.cuda_graphs
         parts += [f"compile ({compile_mode})"] * self.compile
@@ -88,6 +92,7 @@ def matrix_variants(steps: int | None) -> dict[str, Variant]:
         "strided": Variant("strided", cuda_graphs=True, steps=steps, **fast),
         "strided_2m": Variant("strided_2m", cuda_graphs=True, steps=steps, solver_order=2, **fast),
         "compile": Variant("compile", compile=True, **fast),
+        "fast": Variant("fast", auto=True),
     }
     if steps is None:
         del rows["strided"], rows["strided_2m"]
@@ -112,6 +117,8 @@ def build_pipeline(
         pipe.denoiser.to(memory_format=torch.channels_last)
     if variant.cuda_graphs:
         pipe.enable_cuda_graphs()
+    if variant.auto:
+        pipe.fast_choice = pipe.enable_fast_sampling()
     if variant.compile:
         # diffusers' __setattr__ accepts a compiled module as the same component (it unwraps it for the config)
         pipe.denoiser = compile_denoiser(pipe.denoiser, compile_mode)
@@ -229,6 +236,7 @@ class VariantResult:
     steps: int
     peak: str
     first_call_s: float
+    note: str | None = None
 
 
 def measure_variant(
@@ -246,9 +254,10 @@ def measure_variant(
         batch: float(np.median(time_call(functools.partial(sample, batch), device, args.repeats, args.warmup)))
         for batch in args.batch_sizes
     }
-    result = VariantResult(
-        seconds, batch1, pipe.num_steps(pipe.plan(), variant.steps), variant_peak_memory_mb(device), first_call_s
-    )
+    steps = pipe.num_steps(pipe.plan(), pipe.default_num_inference_steps(variant.steps))
+    result = VariantResult(seconds, batch1, steps, variant_peak_memory_mb(device), first_call_s)
+    if variant.auto:
+        result.note = pipe.fast_choice.summary()
     del pipe, sample
     gc.collect()
     return result
@@ -296,6 +305,8 @@ def run_matrix(args: argparse.Namespace, device: torch.device, pyramid: Pyramid,
             if exact is None:
                 exact = result
             rows.append(matrix_row(label, result, exact, args.batch_sizes))
+            if result.note:
+                notes.append(f"{name}: {result.note}")
             if variant.compile or variant.cuda_graphs:
                 notes.append(f"{name}: first batch-1 call (compiling/capturing) {result.first_call_s:.1f} s")
             times = ", ".join(f"batch {b}: {s:.3f} s" for b, s in result.seconds.items())
