@@ -16,8 +16,8 @@ Rows of the timing table (batch 1 unless said):
     1024x1024 sample          (--megapixel) one sample of 1024x1024 (extra scales beyond the finest)
 
 ``--accuracy`` runs one sample with the default (fast) denoiser and, at every scale > 0, compares its clean-image
-estimate with the exact sums' (``search="exact"``, query stride 1) at the stage's first and last step, on the very
-inputs of that sample: mean and max |difference| in [-1, 1] units.
+estimate with the exact sums' (``search="exact"``, no window cutoff, query stride 1) at the stage's first and last
+step, on the very inputs of that sample: mean and max |difference| in [-1, 1] units.
 """
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{utc_now()}; {machine_description(device)}; torch {torch.__version__}",
         f"training image: {image_note}; ratio = seconds / the trained model's exact sample",
         f"training-free defaults: patch sizes {config.patch_sizes}, query strides {config.query_strides}, search "
-        f"{config.search!r}, steps per scale {config.num_inference_steps}, second-order solver",
+        f"{config.search!r}, window cutoff {config.window_cutoff}, steps per scale {config.num_inference_steps}, "
+        "second-order solver",
         f"commit: {commit()}",
     ]
     print_table("Training-free sampling vs a trained model's exact sampling",
@@ -190,8 +191,9 @@ def main(argv: list[str] | None = None) -> None:
             "The fast path against the exact sums (clean-image estimate, [-1, 1] units)",
             ["scale", "size", "t", "search vs exact: mean / max", "stride", "stride vs 1: mean / max", "exact call s"],
             accuracy_rows(pipe),
-            ["search: candidate search (4 probes of ~2 sqrt(N) k-means clusters, 16 PCA dims) against every "
-             "reference, at the default query stride; stride: that stride against stride 1 (both exact); the same "
+            ["search: candidate search (4 probes of ~2 sqrt(N) k-means clusters, 16 PCA dims) with the window cutoff "
+             f"({config.window_cutoff}) against every reference and every patch pixel, at the default query "
+             "stride; stride: that stride against stride 1 (both exact); the same "
              "inputs (one sample's own denoiser calls); 'exact call s': one exact call at the default stride"],
         )
 
