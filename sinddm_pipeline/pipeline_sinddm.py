@@ -14,6 +14,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from .acceleration import FastInferenceMixin
+from .limits import check_generator, check_output_size
 from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
@@ -358,9 +359,11 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             ```
         """
         self.check_inputs(batch_size, output_type)
+        check_generator(generator, batch_size)
         num_inference_steps = self.default_num_inference_steps(num_inference_steps)
         steps = self.check_num_inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
+        check_output_size(batch_size, *stages[-1].size)
         device = self._execution_device
         dtype = self.sample_dtype
         roi = self.prepare_roi(roi_source_box, roi_target_boxes, stages, device, dtype)

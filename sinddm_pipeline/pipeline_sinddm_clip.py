@@ -25,6 +25,7 @@ from .clip_guidance import (
     normalized_step,
     thresholded_grad,
 )
+from .limits import check_generator, check_output_size
 from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
@@ -287,8 +288,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
             )
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        if isinstance(generator, list) and len(generator) != batch_size:
-            raise ValueError(f"Got {len(generator)} generators for batch_size {batch_size}; give one per image.")
+        check_generator(generator, batch_size)
         if mode == "roi":
             if roi_box is None:
                 raise ValueError("mode 'roi' needs roi_box=(y, x, h, w): the region of the training image to edit.")
@@ -421,6 +421,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
             stages = plan_stages(
                 self.scheduler.config.scale_sizes, self.scheduler.config.scale_factor, height_scale, width_scale
             )
+            check_output_size(batch_size, *stages[-1].size)
             sample, mask = self.generate(
                 prompt, mode, settings, strength, fill_factor, stages, batch_size, guide, generator, generators
             )

@@ -15,6 +15,7 @@ from skimage.morphology import dilation, disk
 
 from .acceleration import FastInferenceMixin
 from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
+from .limits import check_generator, check_output_size
 from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
@@ -237,7 +238,9 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
             start_timestep = HARMONIZATION_TIMESTEP if harmonize else STYLE_TRANSFER_TIMESTEP
         if match_histogram is None:
             match_histogram = not harmonize
+        check_generator(generator, batch_size)
         rgb, weight = self.prepare_inputs(image, mask_image, match_histogram)
+        check_output_size(batch_size, rgb.height, rgb.width)
 
         device = self._execution_device
         dtype = self.sample_dtype

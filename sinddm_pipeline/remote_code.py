@@ -45,6 +45,7 @@ MODULES = (
     "modeling_patch_denoiser",
     "modeling_pyramid",
     "acceleration",
+    "limits",
     "pipeline_sinddm",
 )
 REMOTE_MODULE = "sinddm_pipeline"

@@ -445,7 +445,7 @@ BAD_INPUTS = [
     ({"num_augmentations": 0}, "num_augmentations must be an int >= 1"),
     ({"batch_size": 0}, "batch_size must be an int >= 1"),
     ({"output_type": "latent"}, "output_type must be one of"),
-    ({"batch_size": 2, "generator": [torch.Generator()]}, "Got 1 generators for batch_size 2"),
+    ({"batch_size": 2, "generator": [torch.Generator()]}, "list of 1 generators; it must have one per image"),
     ({"width_scale": 0}, "width_scale must be a finite number > 0"),
 ]
 

@@ -131,11 +131,28 @@ def test_model_index_names_the_components(tiny_pipe, tmp_path):
         ({"width": 12.5}, "width"),
         ({"height": 100, "height_scale": 2.0}, "height"),
         ({"output_type": "jpg"}, "output_type"),
+        ({"generator": 0}, "generator must be a torch.Generator"),
+        ({"generator": [torch.Generator()] * 2}, "generator is a list of 2 generators"),
+        ({"generator": [0]}, "generator must be a torch.Generator"),
+        ({"height": 100_000, "width": 100_000}, "at most 16,777,216 .* lower height / width"),
+        ({"width_scale": 1e6}, "pixels per image; at most"),
+        ({"batch_size": 10**9}, "batch_size at most 9709 at this size"),
     ],
 )
 def test_bad_input_raises_a_value_error_naming_the_argument(tiny_pipe, kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         tiny_pipe(**kwargs)
+
+
+def test_limits_are_checked_before_anything_is_allocated(tiny_pipe, monkeypatch):
+    import sinddm_pipeline.pipeline_sinddm as module
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("allocated before the limits were checked")
+
+    monkeypatch.setattr(module, "randn_tensor", no_allocation)
+    with pytest.raises(ValueError, match="batch_size at most"):
+        tiny_pipe(batch_size=10**9)  # 10^9 samples of 96x72 would be ~80 TB
 
 
 def test_mismatched_components_are_refused(tiny_pipe):
