@@ -280,6 +280,12 @@ def make_generator(seed: float | None) -> torch.Generator:
     return torch.Generator(DEVICE).manual_seed(check_int(seed, "Seed", 0, 2**63 - 1))
 
 
+def check_upload_size(image: Image.Image, name: str) -> None:
+    """Refuse an image over MAX_UPLOAD_PIXELS (an opened file's size comes from its header, before decoding)."""
+    if image.width * image.height > MAX_UPLOAD_PIXELS:
+        raise gr.Error(f"{name} is {image.width}x{image.height} px: too large (at most {MAX_UPLOAD_PIXELS:,} px).")
+
+
 def open_image(value: Any, name: str, required: bool = True) -> tuple[Image.Image | None, str]:
     """An uploaded image (PIL, numpy or a file path) as RGB PIL, refused when not an image or huge, and resized to
     the 50,000 px budget with a note. Returns (image, note)."""
@@ -291,6 +297,7 @@ def open_image(value: Any, name: str, required: bool = True) -> tuple[Image.Imag
     if isinstance(value, (str, os.PathLike)):
         try:
             with Image.open(value) as opened:
+                check_upload_size(opened, name)  # from the header: a huge upload is refused before decoding
                 opened.load()
                 image = opened.copy()
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
@@ -299,8 +306,7 @@ def open_image(value: Any, name: str, required: bool = True) -> tuple[Image.Imag
             ) from error
     elif isinstance(value, np.ndarray):
         image = Image.fromarray(value)
-    if image.width * image.height > MAX_UPLOAD_PIXELS:
-        raise gr.Error(f"{name} is {image.width}x{image.height} px: too large (at most {MAX_UPLOAD_PIXELS:,} px).")
+    check_upload_size(image, name)
     if min(image.size) < MIN_SIDE:
         raise gr.Error(f"{name} is {image.width}x{image.height} px: at least {MIN_SIDE} px a side is needed.")
     image = image.convert("RGB")

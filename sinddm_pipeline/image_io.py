@@ -10,6 +10,10 @@ from PIL import Image, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
+MAX_FILE_PIXELS = 8192 * 8192
+"""Image files larger than this (from their header) are refused before decoding: SinDDM resizes a training image to
+50,000 pixels anyway, and decoding a 30000x30000 file would need GBs."""
+
 
 def _white_level(mode: str, array: np.ndarray) -> float:
     """The value of white in a high bit depth grayscale image: 65535 for 16-bit data, 1.0 for floats in [0, 1],
@@ -45,7 +49,7 @@ def load_training_image(path: str | os.PathLike) -> Image.Image:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file cannot be read or is not an image PIL understands.
+        ValueError: the file cannot be read, is not an image PIL understands, or is over `MAX_FILE_PIXELS`.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -54,8 +58,16 @@ def load_training_image(path: str | os.PathLike) -> Image.Image:
         raise ValueError(f"{path!r} is a folder; give the path of one image file.")
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_FILE_PIXELS:
+                raise ValueError(
+                    f"{path!r} is {image.width}x{image.height} = {image.width * image.height:,} pixels; at most "
+                    f"{MAX_FILE_PIXELS:,} (8192x8192) are read (SinDDM resizes to 50,000 pixels anyway): downscale "
+                    "it first."
+                )
             image.load()
             return to_rgb(image.copy(), name=os.path.basename(path))
+    except Image.DecompressionBombError as error:  # a header past PIL's own bound: refused before decoding too
+        raise ValueError(f"{path!r} is too large to read: {error}") from error
     except UnidentifiedImageError as error:
         raise ValueError(f"{path!r} is not an image file PIL can read (PNG, JPEG, TIFF, WebP, ...).") from error
     except OSError as error:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 gr = pytest.importorskip("gradio")
-from conftest import synthetic_image, tiny_pipeline  # noqa: E402
+from conftest import png_header_only, synthetic_image, tiny_pipeline  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_clip import save_tiny_clip  # noqa: E402
@@ -375,6 +375,12 @@ def test_an_uploaded_image_is_a_model_for_every_tab_without_training(client, fil
     assert gallery_images(gallery)[0].size == (80, 60)
     gallery, _ = client.predict(name, 10, 10, 20, 20, "5, 5, 20, 20", 1.0, 1.0, 1, 0, api_name="/roi_generate")
     assert len(gallery_images(gallery)) == 2
+
+
+def test_a_huge_upload_is_refused_from_its_header_before_decoding(tmp_path):
+    png_header_only(tmp_path / "bomb.png", 12000, 12000)  # no pixel data: decoding would fail differently
+    with pytest.raises(gr.Error, match="12000x12000 px: too large"):
+        app.open_image(str(tmp_path / "bomb.png"), "Your image")
 
 
 def test_bad_uploads_for_use_image_give_readable_errors(client, files):

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_image
+from conftest import png_header_only, synthetic_image
 from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
 
@@ -300,6 +300,13 @@ def test_unusable_files_raise_clear_errors(tmp_path):
     (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:200])  # truncated
     with pytest.raises(ValueError, match="Cannot read the image"):
         load_training_image(tmp_path / "cut.png")
+
+
+@pytest.mark.parametrize(("side", "message"), [(9000, r"at most 67,108,864 \(8192x8192\)"), (30000, "too large")])
+def test_huge_image_headers_are_refused_before_decoding(tmp_path, side, message):
+    png_header_only(tmp_path / "bomb.png", side, side)  # no pixel data: decoding would fail differently
+    with pytest.raises(ValueError, match=message):
+        load_training_image(tmp_path / "bomb.png")
 
 
 # ---------------------------------------------------------------------------------------------------------------
