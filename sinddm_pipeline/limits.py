@@ -19,6 +19,29 @@ MAX_OUTPUT_PIXELS = 4096 * 4096
 the dim-64 model)."""
 MAX_CALL_PIXELS = 64 * 1024 * 1024
 """Pixels of all the images of one call at most (64 samples of 1024x1024, or 16 of 2048x2048)."""
+MAX_MODEL_DIM = 1024
+"""`SinDDMModel`'s widest channel count at most (the paper's is 160; 1024 is ~45 M parameters)."""
+MAX_TRAIN_TIMESTEPS = 10_000
+"""The scheduler's diffusion steps at most (SinDDM uses 100)."""
+MAX_SCALES = 32
+"""Pyramid scales at most (a 50,000-pixel image has 5-9)."""
+
+
+def check_count(name: str, value, low: int, high: int) -> None:
+    """``value`` must be an int (not a bool) in [low, high]: a config or argument read from a file or a user."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an int in [{low}, {high:,}], got {value!r}.")
+
+
+def check_scale_sizes(scale_sizes: list[list[int]]) -> None:
+    """At most `MAX_SCALES` scales, each at most `MAX_OUTPUT_PIXELS` (a config from a file is not trusted)."""
+    if len(scale_sizes) > MAX_SCALES:
+        raise ValueError(f"scale_sizes has {len(scale_sizes)} scales; at most {MAX_SCALES} are allowed.")
+    for height, width in scale_sizes:
+        if height * width > MAX_OUTPUT_PIXELS:
+            raise ValueError(
+                f"scale_sizes has a {width}x{height} scale; at most {MAX_OUTPUT_PIXELS:,} pixels (4096x4096) per scale."
+            )
 
 
 def check_output_size(batch_size: int, height: int, width: int) -> None:

@@ -11,6 +11,8 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+from .limits import MAX_MODEL_DIM, check_count
+
 
 @dataclass
 class SinDDMModelOutput(BaseOutput):
@@ -78,8 +80,10 @@ class SinDDMModel(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, in_channels: int = 3, out_channels: int = 3, dim: int = 160, embedding_dim: int = 32):
         super().__init__()
-        if dim < 2 or dim % 2:
+        check_count("dim", dim, 2, MAX_MODEL_DIM)  # before any allocation: dim=100000 would take GBs
+        if dim % 2:
             raise ValueError(f"dim must be an even number >= 2, got {dim}.")
+        check_count("embedding_dim", embedding_dim, 1, MAX_MODEL_DIM)
         half = dim // 2
         self.cond_mlp = nn.Sequential(
             nn.Linear(2 * embedding_dim, 4 * embedding_dim), nn.GELU(), nn.Linear(4 * embedding_dim, embedding_dim)

@@ -36,6 +36,7 @@ from typing import Any
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The modules SinDDMPipeline needs, dependencies first (the order of the concatenation).
 MODULES = (
+    "limits",
     "pyramid",
     "retargeting",
     "roi",
@@ -45,7 +46,6 @@ MODULES = (
     "modeling_patch_denoiser",
     "modeling_pyramid",
     "acceleration",
-    "limits",
     "pipeline_sinddm",
 )
 REMOTE_MODULE = "sinddm_pipeline"

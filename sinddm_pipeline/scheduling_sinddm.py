@@ -12,6 +12,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 
+from .limits import MAX_TRAIN_TIMESTEPS, check_count, check_scale_sizes
 from .pyramid import Pyramid
 
 
@@ -102,6 +103,8 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         rescale_losses = [float(loss) for loss in (rescale_losses or [])]
         if not scale_sizes or any(len(size) != 2 or min(size) < 1 for size in scale_sizes):
             raise ValueError(f"scale_sizes must be a non-empty list of (height, width) pairs, got {scale_sizes}.")
+        check_scale_sizes(scale_sizes)
+        check_count("num_train_timesteps", num_train_timesteps, 2, MAX_TRAIN_TIMESTEPS)
         if len(rescale_losses) != len(scale_sizes) - 1 or any(not loss >= 0 for loss in rescale_losses):
             raise ValueError(
                 f"rescale_losses must hold one number >= 0 per scale after the first ({len(scale_sizes) - 1}), "

@@ -43,3 +43,9 @@ def test_default_size_matches_the_paper():
 def test_odd_dim_is_refused():
     with pytest.raises(ValueError, match="dim"):
         SinDDMModel(dim=15)
+
+
+@pytest.mark.parametrize("dim", [100_000, 0, 64.0, True])
+def test_a_dim_out_of_range_is_refused_before_any_allocation(dim):
+    with pytest.raises(ValueError, match=r"dim must be an int in \[2, 1,024\]"):
+        SinDDMModel(dim=dim)  # 100000 would be ~450 G parameters

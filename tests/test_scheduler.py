@@ -125,6 +125,10 @@ def test_reblurring_step_needs_the_blurry_image():
         ({"scale_sizes": [[48, 64], [67, 90]], "rescale_losses": []}, "rescale_losses"),
         ({"scale_sizes": [[48, 64], [67, 90]], "rescale_losses": [-1.0]}, "rescale_losses"),
         ({"scale_sizes": [[48, 64], [67, 90]], "rescale_losses": [float("nan")]}, "rescale_losses"),
+        ({"scale_sizes": [[48, 64], [100_000, 100_000]], "rescale_losses": [1.0]}, "at most 16,777,216 pixels"),
+        ({"scale_sizes": [[48, 64]] * 100, "rescale_losses": [1.0] * 99}, "100 scales; at most 32"),
+        ({"scale_sizes": [[48, 64]], "num_train_timesteps": 10**7}, r"num_train_timesteps must be an int in \[2, "),
+        ({"scale_sizes": [[48, 64]], "num_train_timesteps": 100.5}, "num_train_timesteps must be an int"),
     ],
 )
 def test_bad_config_is_refused(kwargs, message):
