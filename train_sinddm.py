@@ -40,13 +40,18 @@ from sinddm_pipeline.training_state import (
     GeneratorState,
     StepSeededGenerator,
     check_output_dir,
+    check_writable,
     checkpoint_step,
     clear_previous_run,
     find_checkpoint,
     prune_checkpoints,
+    pyramid_digest,
+    read_training_state,
     resumed_loss_log,
     save_checkpoint_atomically,
+    save_pipeline_atomically,
     write_loss_log,
+    write_training_state,
 )
 
 logger = logging.getLogger("train_sinddm")
@@ -170,8 +175,9 @@ def make_accelerator(args: argparse.Namespace) -> Accelerator:
 
 
 def save_pipeline(pipeline: SinDDMPipeline, output_dir: str) -> None:
-    """Save the pipeline as safetensors (no pickle)."""
-    pipeline.save_pretrained(output_dir, safe_serialization=True)
+    """Save the pipeline as safetensors (no pickle), each file replaced atomically (a kill never leaves a
+    half-written one)."""
+    save_pipeline_atomically(pipeline, output_dir)
 
 
 def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> str | None:
@@ -192,6 +198,7 @@ def prepare_output_dir(args: argparse.Namespace, accelerator: Accelerator) -> st
             clear_previous_run(args.output_dir)
         os.makedirs(args.output_dir, exist_ok=True)
     accelerator.wait_for_everyone()
+    check_writable(args.output_dir)  # before step 1: a run that cannot save is refused, not trained
     return checkpoint
 
 
@@ -201,10 +208,11 @@ def save_checkpoint(
     step: int,
     losses: list[tuple[int, float]],
     pipeline: SinDDMPipeline,
+    write_state=None,
 ) -> None:
-    """Write `checkpoint-<step>` (every process), then keep the folder a ready pipeline of this step with its loss log
-    and prune old checkpoints (main process)."""
-    save_checkpoint_atomically(accelerator, args.output_dir, step, losses)
+    """Write `checkpoint-<step>` (every process; ``write_state(folder)`` adds this project's training state), then
+    keep the folder a ready pipeline of this step with its loss log and prune old checkpoints (main process)."""
+    save_checkpoint_atomically(accelerator, args.output_dir, step, losses, write_state)
     if accelerator.is_main_process:
         write_loss_log(args.output_dir, losses)
         save_pipeline(pipeline, args.output_dir)
@@ -307,12 +315,18 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
     noise_rng = StepSeededGenerator(
         args.seed, accelerator.process_index, device=accelerator.device if args.device_rng else "cpu"
     )
-    accelerator.register_for_checkpointing(ema, scale_rng, noise_rng)
+    # saved as safetensors by write_training_state, not registered with accelerate (which pickles custom objects)
+    pyramid_sha256 = pyramid_digest(pyramid.images)
+
+    def write_state(folder: str) -> None:
+        write_training_state(folder, ema.model, scale_rng.generator, pyramid_sha256)
+
     pipeline = SinDDMPipeline(denoiser=ema.model, scheduler=scheduler, pyramid=stored_pyramid)  # EMA, updated in place
 
     global_step, losses = 0, []
     if checkpoint is not None:
         accelerator.print(f"Resuming from {checkpoint}")
+        read_training_state(checkpoint, ema.model, scale_rng.generator, pyramid_sha256)  # refuses another pyramid
         accelerator.load_state(checkpoint)
         global_step = checkpoint_step(checkpoint)
         losses = resumed_loss_log(checkpoint, args.output_dir)
@@ -360,7 +374,7 @@ def main(args: argparse.Namespace) -> SinDDMPipeline:
                 saving = saving or out_of_time
 
         if saving:
-            save_checkpoint(accelerator, args, global_step, losses, pipeline)
+            save_checkpoint(accelerator, args, global_step, losses, pipeline, write_state)
         if args.validation_steps and global_step % args.validation_steps == 0 and accelerator.is_main_process:
             _save_validation_grid(pipeline, args, global_step)
     progress.close()

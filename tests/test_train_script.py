@@ -108,6 +108,9 @@ def test_short_run_writes_a_loadable_pipeline(tmp_path, image_path):
         assert (output_dir / name).exists(), name
     for folder in ["denoiser", "scheduler", "pyramid"]:
         assert not [p for p in (output_dir / folder).iterdir() if p.suffix in (".bin", ".pkl")]
+    checkpoint = output_dir / "checkpoint-20"
+    assert (checkpoint / "training_state.safetensors").is_file() and (checkpoint / "checkpoint_complete.json").is_file()
+    assert not list(checkpoint.glob("custom_checkpoint_*"))  # no pickled custom state (it would be unpickled)
     losses = json.loads((output_dir / "loss_log.json").read_text())
     assert [step for step, _ in losses] == list(range(1, 21)) and all(np.isfinite([v for _, v in losses]))
     assert Image.open(output_dir / "loss_curve.png").size == (640, 320)
@@ -422,6 +425,30 @@ def test_overwrite_replaces_the_previous_run(tmp_path, image_path):
     train(*argv(image_path, output_dir, "--max_train_steps", "2", "--checkpointing_steps", "2", "--overwrite"))
     assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2"]  # no stale checkpoint-4
     assert len(json.loads((output_dir / "loss_log.json").read_text())) == 2
+
+
+def test_a_resume_on_another_image_is_refused(tmp_path, image_path, capsys):
+    output_dir = tmp_path / "out"
+    train(*argv(image_path, output_dir, "--max_train_steps", "2", "--checkpointing_steps", "2"))
+    other = tmp_path / "other.png"
+    synthetic_image(88, 51, seed=5).save(other)
+    resume = ["--max_train_steps", "4", "--resume_from_checkpoint", "latest"]
+    assert train_sinddm.cli(argv(other, output_dir, *resume)) == 2
+    assert "was trained on another image or pyramid" in capsys.readouterr().err
+    assert not (output_dir / "checkpoint-4").exists()
+
+
+def test_an_unwritable_output_folder_is_refused_before_training(tmp_path, image_path, monkeypatch, capsys):
+    import sinddm_pipeline.training_state as training_state
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(training_state.tempfile, "NamedTemporaryFile", denied)  # root ignores chmod: simulate it
+    output_dir = tmp_path / "out"
+    assert train_sinddm.cli(argv(image_path, output_dir, "--max_train_steps", "2")) == 2
+    assert "is not writable (Permission denied): nothing was trained" in capsys.readouterr().err
+    assert not list(output_dir.iterdir())
 
 
 def test_resume_latest_without_checkpoints_still_guards_the_folder(tmp_path, image_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 from conftest import png_header_only, synthetic_image
 from huggingface_hub.utils import filter_repo_objects
 from PIL import Image
+from safetensors.torch import save_file
 
 from sinddm_pipeline import SinDDMModel, SinDDMScheduler
 from sinddm_pipeline.hub import UPLOAD_IGNORE_PATTERNS, model_card
@@ -20,16 +22,21 @@ from sinddm_pipeline.plots import image_grid, loss_curve_image
 from sinddm_pipeline.pyramid import build_pyramid
 from sinddm_pipeline.training import EMA, TrainingData, training_loss
 from sinddm_pipeline.training_state import (
+    COMPLETE_NAME,
     GeneratorState,
     StepSeededGenerator,
     check_output_dir,
+    check_writable,
     clear_previous_run,
     find_checkpoint,
     list_checkpoints,
     prune_checkpoints,
+    read_training_state,
     resumed_loss_log,
     save_checkpoint_atomically,
+    save_pipeline_atomically,
     write_loss_log,
+    write_training_state,
 )
 
 
@@ -160,9 +167,16 @@ def test_step_seeded_generator_depends_on_seed_step_and_process_only():
 # checkpoints, output folder, loss log
 
 
+def _write_state(folder) -> None:
+    write_training_state(str(folder), torch.nn.Linear(2, 1), torch.Generator().manual_seed(0), "pyramid-digest")
+
+
 def _make_checkpoint(folder, name: str) -> None:
+    """A complete checkpoint folder as save_checkpoint_atomically leaves it (tiny tensors)."""
     (folder / name).mkdir(parents=True)
-    (folder / name / "model.safetensors").write_bytes(b"x")
+    save_file({"weight": torch.zeros(2)}, folder / name / "model.safetensors")
+    _write_state(folder / name)
+    (folder / name / COMPLETE_NAME).write_text("{}")
 
 
 def test_latest_ignores_unfinished_tmp_folders(tmp_path):
@@ -194,24 +208,106 @@ class _FakeAccelerator:
 
     def save_state(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "model.safetensors"), "w") as f:
-            f.write("weights")
+        save_file({"weight": torch.zeros(2)}, os.path.join(folder, "model.safetensors"))
         if self.fail:
             raise KeyboardInterrupt("killed while writing")
 
 
 def test_checkpoint_is_renamed_only_when_complete(tmp_path):
     losses = [(1, 0.5), (2, 0.25)]
-    path = save_checkpoint_atomically(_FakeAccelerator(), str(tmp_path), 2, losses)
+    path = save_checkpoint_atomically(_FakeAccelerator(), str(tmp_path), 2, losses, _write_state)
     assert path == os.path.join(tmp_path, "checkpoint-2")
     assert json.loads((tmp_path / "checkpoint-2" / "loss_log.json").read_text()) == [[1, 0.5], [2, 0.25]]
+    assert json.loads((tmp_path / "checkpoint-2" / COMPLETE_NAME).read_text()) == {"step": 2}
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint_atomically(_FakeAccelerator(fail=True), str(tmp_path), 4, losses)
+        save_checkpoint_atomically(_FakeAccelerator(fail=True), str(tmp_path), 4, losses, _write_state)
     assert (tmp_path / "checkpoint-4.tmp").exists() and not (tmp_path / "checkpoint-4").exists()
     assert find_checkpoint(tmp_path, "latest") == os.path.join(tmp_path, "checkpoint-2")
-    save_checkpoint_atomically(_FakeAccelerator(), str(tmp_path), 4)  # a later save replaces the leftover
+    save_checkpoint_atomically(_FakeAccelerator(), str(tmp_path), 4, None, _write_state)  # replaces the leftover
     assert not (tmp_path / "checkpoint-4.tmp").exists()
     assert find_checkpoint(tmp_path, "latest") == os.path.join(tmp_path, "checkpoint-4")
+
+
+class _Touch:
+    """A pickle payload: loading it creates a file (what a malicious custom_checkpoint_0.pkl would run)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_latest_skips_broken_checkpoints_with_a_warning_and_never_unpickles(tmp_path, caplog):
+    for step in (2, 4, 6, 8):
+        _make_checkpoint(tmp_path, f"checkpoint-{step}")
+    (tmp_path / "checkpoint-8" / COMPLETE_NAME).unlink()  # killed before its marker
+    (tmp_path / "checkpoint-6" / "model.safetensors").write_bytes(b"\x00" * 10)  # corrupt
+    pwned = tmp_path / "pwned"
+    torch.save(_Touch(pwned), tmp_path / "checkpoint-4" / "custom_checkpoint_0.pkl")  # old-style pickled state
+    with caplog.at_level("WARNING"):
+        assert find_checkpoint(tmp_path, "latest") == os.path.join(tmp_path, "checkpoint-2")
+    assert "checkpoint-8: it was not completed" in caplog.text
+    assert "checkpoint-6: model.safetensors is unreadable" in caplog.text
+    assert "checkpoint-4: it holds pickled training state" in caplog.text
+    with pytest.raises(ValueError, match="never loaded since a pickle can run code"):
+        find_checkpoint(tmp_path, "checkpoint-4")
+    assert not pwned.exists()
+
+
+def test_training_state_round_trips_and_refuses_another_pyramid(tmp_path):
+    model, generator = torch.nn.Linear(2, 1), torch.Generator().manual_seed(3)
+    write_training_state(str(tmp_path), model, generator, "digest-a")
+    expected = torch.rand(3, generator=generator)  # the stream after the saved state
+    restored_model, restored = torch.nn.Linear(2, 1), torch.Generator()
+    read_training_state(str(tmp_path), restored_model, restored, "digest-a")
+    assert torch.equal(torch.rand(3, generator=restored), expected)
+    restored_weights = restored_model.state_dict()
+    assert all(torch.equal(value, restored_weights[name]) for name, value in model.state_dict().items())
+    with pytest.raises(ValueError, match="trained on another image or pyramid"):
+        read_training_state(str(tmp_path), restored_model, restored, "digest-b")
+
+
+def test_an_unwritable_output_folder_is_refused(tmp_path, monkeypatch):
+    import sinddm_pipeline.training_state as training_state
+
+    check_writable(str(tmp_path))
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(training_state.tempfile, "NamedTemporaryFile", denied)  # root ignores chmod: simulate it
+    with pytest.raises(ValueError, match="is not writable \\(Permission denied\\): nothing was trained"):
+        check_writable(str(tmp_path))
+
+
+def test_a_kill_while_saving_the_pipeline_leaves_every_file_whole(tmp_path, monkeypatch):
+    from conftest import tiny_pipeline
+
+    import sinddm_pipeline.training_state as training_state
+    from sinddm_pipeline import SinDDMPipeline
+
+    first, second = tiny_pipeline(seed=0), tiny_pipeline(seed=1)
+    save_pipeline_atomically(first, str(tmp_path))
+    replace, calls = os.replace, []
+
+    def killed_after_two(source, target):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        calls.append(target)
+        replace(source, target)
+
+    monkeypatch.setattr(training_state.os, "replace", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        save_pipeline_atomically(second, str(tmp_path))
+    monkeypatch.setattr(training_state.os, "replace", replace)
+    assert len(calls) == 2 and not list(tmp_path.glob(".pipeline-*"))  # no staging folder left behind
+    for path in tmp_path.rglob("*.json"):
+        json.loads(path.read_text())  # every config whole (the old save's or the new one's)
+    SinDDMPipeline.from_pretrained(tmp_path)  # still loads
+    save_pipeline_atomically(second, str(tmp_path))
+    loaded = SinDDMPipeline.from_pretrained(tmp_path).denoiser.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in second.denoiser.state_dict().items())
 
 
 def test_resumed_loss_log_comes_from_the_checkpoint(tmp_path):
