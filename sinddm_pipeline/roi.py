@@ -32,6 +32,10 @@ ROI_WEIGHT = 0.8
 """The weight of the source patch in a target box (the reference's eta)."""
 
 
+MAX_ROI_BOXES = 64
+"""Target boxes of one ROI-guided generation at most (each is pasted at every step of every scale)."""
+
+
 def check_box(box: Sequence[int], name: str, height: int, width: int) -> Box:
     """``box`` as a tuple of 4 ints ``(y, x, h, w)`` inside an image of ``height`` x ``width`` pixels.
 
@@ -82,6 +86,8 @@ def check_roi_arguments(
     if target_boxes is None:
         raise ValueError("roi_source_box needs roi_target_boxes: a list of (y, x, h, w) boxes in the output image.")
     source = check_box(source_box, "roi_source_box", *training_size)
+    if isinstance(target_boxes, Sequence) and len(target_boxes) > MAX_ROI_BOXES:
+        raise ValueError(f"roi_target_boxes has {len(target_boxes):,} boxes; at most {MAX_ROI_BOXES} are allowed.")
     if (
         isinstance(target_boxes, (str, bytes))
         or not isinstance(target_boxes, Sequence)
@@ -90,7 +96,7 @@ def check_roi_arguments(
     ):
         raise ValueError(
             f"roi_target_boxes must be a non-empty list of (y, x, h, w) boxes in the output image "
-            f"({output_size[0]}x{output_size[1]} px, height x width), got {target_boxes!r}."
+            f"({output_size[0]}x{output_size[1]} px, height x width), got {target_boxes!r:.200}."
         )
     targets = [check_box(box, f"roi_target_boxes[{i}]", *output_size) for i, box in enumerate(target_boxes)]
     return source, targets

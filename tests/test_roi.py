@@ -157,6 +157,8 @@ S, T = (0, 0, 10, 10), [(0, 0, 10, 10)]  # valid boxes for the 96x72 training im
         (S, [], "roi_target_boxes must be a non-empty list"),
         (S, (0, 0, 5, 5), "roi_target_boxes must be a non-empty list"),
         (S, [(0, 0, 5, 5.5)], r"roi_target_boxes\[0\] must be 4 ints"),
+        (S, [(0, 0, 5, 5)] * 10**6, "roi_target_boxes has 1,000,000 boxes; at most 64 are allowed"),
+        (S, [(0, 0, 5, float("inf"))], r"roi_target_boxes\[0\] must be 4 ints"),
     ],
 )
 def test_bad_boxes_raise_a_value_error_naming_the_argument_and_the_range(source, targets, message):
