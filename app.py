@@ -17,6 +17,7 @@ the scheduler's arithmetic stay float32.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
 import os
@@ -48,6 +49,10 @@ ROOT = Path(__file__).resolve().parent
 MODELS_DIR = ROOT / "models"
 EXAMPLES_DIR = ROOT / "examples" / "app"
 DEFAULT_MODEL = "hubble-sinddm"
+MAX_MODEL_NAME = 256
+"""Model names (a folder, a Hub repo id) longer than this are refused with a message."""
+ON_SPACE = bool(os.environ.get("SPACE_ID"))
+"""On a Hugging Face Space (which sets SPACE_ID) the model box does not open folders of the server."""
 ZERO_GPU = callable(getattr(spaces, "GPU", None))
 """On a ZeroGPU Space: every task runs under ``@spaces.GPU`` (see `on_gpu`); a CPU Space or a laptop is unchanged.
 No handler uses torch.compile or CUDA graphs, which ZeroGPU's per-call GPU attachment does not keep."""
@@ -99,14 +104,30 @@ def model_choices() -> list[str]:
 
 
 def resolve_model(name: str | None) -> str:
-    """A shipped or trained model's folder, or the given folder / Hub repo id as it is."""
+    """A shipped or trained model's folder, a given folder (its real path: one cache entry however it is spelled;
+    refused on a Space, whose disk is not the user's), or the name as it is (a Hub repo id)."""
     name = (name or "").strip()
     if not name:
         raise gr.Error("Choose a model: a shipped one, a pipeline folder or a Hub repo id (user/name).")
+    if len(name) > MAX_MODEL_NAME:
+        raise gr.Error(
+            f"The model name is {len(name):,} characters long; at most {MAX_MODEL_NAME}: give a shipped or trained "
+            "model, a pipeline folder or a Hub repo id (user/name)."
+        )
     if name in _trained:
         return _trained[name]
-    shipped = MODELS_DIR / name
-    return str(shipped) if (shipped / "model_index.json").is_file() else name
+    if "/" not in name and "\\" not in name and name not in (".", ".."):
+        shipped = MODELS_DIR / name
+        if (shipped / "model_index.json").is_file():
+            return str(shipped)
+    if os.path.isdir(name):
+        if ON_SPACE:
+            raise gr.Error(
+                "On this Space the model box takes a shipped or trained model, your image or a Hub repo id "
+                "(user/name), not a folder of the server."
+            )
+        return os.path.realpath(name)
+    return name
 
 
 def load_pipeline(name: str | None) -> SinDDMPipeline:
@@ -419,11 +440,30 @@ def run_pipeline(pipe: Any, **kwargs: Any) -> Any:
 # tasks
 
 
+def readable_errors(handler: Callable) -> Callable:
+    """Any exception of a task becomes one readable line in the UI and the API (a gr.Error that names it), never a
+    traceback or a bare "Error"."""
+
+    @functools.wraps(handler)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return handler(*args, **kwargs)
+        except gr.Error:
+            raise
+        except ValueError as error:  # the pipelines' input checks: their message says it all
+            raise gr.Error(first_line(error)) from error
+        except Exception as error:
+            raise gr.Error(f"{type(error).__name__}: {first_line(error)}") from error
+
+    return wrapped
+
+
 def on_gpu(duration: int | Callable[..., int]):
-    """``@spaces.GPU(duration=duration)`` on a ZeroGPU Space (``duration``: seconds, or a function of the handler's
-    arguments), else the handler unchanged."""
+    """A task handler: readable errors (`readable_errors`), and ``@spaces.GPU(duration=duration)`` on a ZeroGPU
+    Space (``duration``: seconds, or a function of the handler's arguments)."""
 
     def wrap(handler: Callable) -> Callable:
+        handler = readable_errors(handler)
         return spaces.GPU(duration=duration)(handler) if ZERO_GPU else handler
 
     return wrap
@@ -703,6 +743,7 @@ def train(
     return samples, zip_model(output_dir), Image.open(curve) if curve.is_file() else None, status, picker
 
 
+@readable_errors
 def push_to_hub(model: str, repo_id: str, token: str, private: bool) -> str:
     """Upload a trained model's folder to a Hub model repo; returns a status line."""
     if model not in _trained:

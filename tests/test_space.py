@@ -104,3 +104,26 @@ def test_old_outputs_and_trained_models_are_pruned_from_the_apps_temporary_folde
     monkeypatch.setattr(app, "PRUNE_WORK_DIR", False)  # a folder the user chose (SINDDM_APP_DIR): never pruned
     os.utime(new, (two_days_ago, two_days_ago))
     assert app.prune_work_dir() == [] and new.exists()
+
+
+def test_any_task_error_is_one_readable_line(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory\n  while sampling")
+
+    monkeypatch.setattr(app, "request_pipeline", broken)
+    with pytest.raises(gr.Error, match="RuntimeError: CUDA out of memory while sampling"):
+        app.generate(app.DEFAULT_MODEL, 1, 0, 1.0, 1.0, 0, 0, False, 0)
+
+
+def test_model_names_are_bounded_normalised_and_no_server_folder_on_a_space(tmp_path, monkeypatch):
+    with pytest.raises(gr.Error, match="characters long; at most 256"):
+        app.resolve_model("x" * 5000)  # not an OSError (file name too long) nor a bare "Error"
+    folder = tmp_path / "model"
+    folder.mkdir()
+    spellings = [str(folder), str(folder) + "/", str(tmp_path / "model" / ".." / "model")]
+    assert {app.resolve_model(name) for name in spellings} == {os.path.realpath(folder)}  # one cache entry
+    assert app.resolve_model("user/some-model") == "user/some-model"  # a Hub repo id, as it is
+    monkeypatch.setattr(app, "ON_SPACE", True)
+    with pytest.raises(gr.Error, match="not a folder of the server"):
+        app.resolve_model(str(folder))
+    assert app.resolve_model(app.DEFAULT_MODEL).endswith(os.path.join("models", app.DEFAULT_MODEL))  # shipped: fine
