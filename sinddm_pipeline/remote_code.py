@@ -159,7 +159,7 @@ def has_remote_code(folder: str | os.PathLike) -> bool:
     index_path = Path(folder) / "model_index.json"
     if not index_path.is_file():
         return False
-    return json.loads(index_path.read_text()).get("_class_name") == [REMOTE_MODULE, PIPELINE_CLASS]
+    return read_model_index(Path(folder)).get("_class_name") == [REMOTE_MODULE, PIPELINE_CLASS]
 
 
 def resolve_folder(pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> Path:
@@ -187,6 +187,51 @@ def resolve_folder(pretrained_model_name_or_path: str | os.PathLike, **kwargs: A
     return Path(snapshot_download(name, **{k: kwargs[k] for k in keys if k in kwargs}))
 
 
+def read_model_index(folder: Path) -> dict:
+    """``folder/model_index.json``, checked: valid JSON (an error names the file) naming SinDDM's scheduler and
+    pyramid classes (another scheduler would load silently with SinDDM's config ignored)."""
+    path = Path(folder) / "model_index.json"
+    try:
+        index = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}.") from error
+    if not isinstance(index, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(index).__name__}.")
+    for name, expected in (("scheduler", "SinDDMScheduler"), ("pyramid", "SinDDMPyramid")):
+        named = index.get(name, [None, expected])
+        if not isinstance(named, list) or len(named) != 2 or named[1] != expected:
+            raise ValueError(f"{path} names the {name} {named!r}; a SinDDM pipeline has {expected}.")
+    return index
+
+
+def check_denoiser_weights(path: Path, model) -> None:
+    """Refuse a weights file that does not hold exactly the model's weights as finite floating-point tensors (a
+    missing weight would stay randomly initialised, an integer one be cast, a NaN spoil every sample, silently)."""
+    import torch
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: the denoiser's weights (safetensors) are needed.")
+    with safe_open(str(path), framework="pt") as handle:
+        stored = {key: handle.get_slice(key).get_dtype() for key in handle.keys()}
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(stored)), sorted(set(stored) - expected)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not hold this denoiser's weights ({model.config.get('dim')} channels): "
+            + (f"{len(missing)} missing (e.g. {missing[:3]})" if missing else "")
+            + ("; " if missing and unexpected else "")
+            + (f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})" if unexpected else "")
+            + "."
+        )
+    not_float = sorted(key for key, dtype in stored.items() if not dtype.startswith(("F", "BF")))
+    if not_float:
+        raise ValueError(f"{path}: weights must be floating point; {not_float[:3]} are {stored[not_float[0]]}.")
+    for name, tensor in model.state_dict().items():
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{path}: the weight {name!r} holds NaN or infinite values.")
+
+
 def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):
     """Load a folder written by [`add_remote_code`] with this package's classes (the shipped code is not run).
 
@@ -205,7 +250,7 @@ def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):
     from .scheduling_sinddm import SinDDMScheduler
 
     folder = Path(folder)
-    index = json.loads((folder / "model_index.json").read_text())
+    index = read_model_index(folder)
     denoisers = {"SinDDMModel": SinDDMModel, "SinDDMPatchDenoiser": SinDDMPatchDenoiser}
     denoiser_class = index.get("denoiser", [None, "SinDDMModel"])[1]
     if denoiser_class not in denoisers:
@@ -219,6 +264,8 @@ def load_native(cls: type, folder: str | os.PathLike, **kwargs: Any):
     for name, component_cls in classes.items():
         if name not in components:
             components[name] = component_cls.from_pretrained(folder, subfolder=name)
+            if component_cls is SinDDMModel:
+                check_denoiser_weights(folder / name / "diffusion_pytorch_model.safetensors", components[name])
     pipeline = cls(**components)
     dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
     if dtype is not None:
@@ -241,7 +288,13 @@ def load_pipeline(cls: type, pretrained_model_name_or_path: str | os.PathLike, *
     """
     from diffusers import DiffusionPipeline
 
+    from .modeling_sinddm import SinDDMModel
+
     folder = resolve_folder(pretrained_model_name_or_path, **kwargs)
     if has_remote_code(folder):
         return load_native(cls, folder, **kwargs)
-    return DiffusionPipeline.from_pretrained.__func__(cls, str(folder), **kwargs)
+    read_model_index(folder)
+    pipeline = DiffusionPipeline.from_pretrained.__func__(cls, str(folder), **kwargs)
+    if kwargs.get("denoiser") is None and isinstance(pipeline.denoiser, SinDDMModel):
+        check_denoiser_weights(Path(folder) / "denoiser" / "diffusion_pytorch_model.safetensors", pipeline.denoiser)
+    return pipeline

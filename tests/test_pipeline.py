@@ -197,3 +197,49 @@ def test_per_scale_inference_steps(tiny_pipe):
 def test_bad_num_inference_steps_is_refused(tiny_pipe, steps):
     with pytest.raises(ValueError, match="num_inference_steps"):
         tiny_pipe(num_inference_steps=steps)
+
+
+def _spoil(folder, case: str) -> None:
+    """One way a saved pipeline can be wrong on disk."""
+    from safetensors.torch import load_file, save_file
+
+    weights_path = folder / "denoiser" / "diffusion_pytorch_model.safetensors"
+    weights = load_file(weights_path)
+    name = sorted(weights)[0]
+    if case == "nan":
+        weights[name] = weights[name].clone().fill_(float("nan"))
+    elif case == "int64":
+        weights[name] = weights[name].long()
+    elif case == "missing":
+        del weights[name]
+    if case in ("nan", "int64", "missing"):
+        save_file(weights, weights_path)
+    index = json.loads((folder / "model_index.json").read_text())
+    if case == "scheduler class":
+        index["scheduler"] = ["diffusers", "DDPMScheduler"]
+        (folder / "model_index.json").write_text(json.dumps(index))
+    if case == "bad json":
+        (folder / "model_index.json").write_text("{not json")
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("nan", "holds NaN or infinite values"),
+        ("int64", "weights must be floating point; .* are I64"),
+        ("missing", "does not hold this denoiser's weights .*1 missing"),
+        ("scheduler class", "names the scheduler .*DDPMScheduler.*a SinDDM pipeline has SinDDMScheduler"),
+        ("bad json", "model_index.json is not valid JSON"),
+    ],
+)
+@pytest.mark.parametrize("shipped_code", [False, True])
+def test_a_wrong_saved_pipeline_is_refused_with_the_file_named(tiny_pipe, tmp_path, case, message, shipped_code):
+    from sinddm_pipeline.remote_code import add_remote_code
+
+    tiny_pipe.save_pretrained(tmp_path)
+    if shipped_code:
+        add_remote_code(tmp_path)
+    _spoil(tmp_path, case)
+    with pytest.raises(ValueError, match=message) as error:
+        SinDDMPipeline.from_pretrained(tmp_path)
+    assert str(tmp_path) in str(error.value)
