@@ -20,6 +20,7 @@ import copy
 import functools
 import hashlib
 import importlib.util
+import math
 import os
 import shutil
 import tempfile
@@ -44,6 +45,7 @@ except ImportError:
 from sinddm_pipeline.fast_sampling import FastSamplingChoice, choose_fast_sampling
 from sinddm_pipeline.image_inputs import MAX_PIXELS, MIN_SIDE, capped_size
 from sinddm_pipeline.pipeline_sinddm_clip import DEFAULT_CLIP_MODEL, MODE_SETTINGS, MODES
+from sinddm_pipeline.roi import MAX_ROI_BOXES
 
 ROOT = Path(__file__).resolve().parent
 MODELS_DIR = ROOT / "models"
@@ -364,6 +366,8 @@ def parse_box(values: Sequence[float | None], name: str) -> tuple[int, int, int,
     """Four numbers (y, x, h, w) as an int box, or a readable error."""
     if any(value is None for value in values):
         raise gr.Error(f"{name}: give all four numbers y, x, height, width (or click two corners on the image).")
+    if not all(math.isfinite(float(value)) and abs(float(value)) <= MAX_OUTPUT_SIDE * 4 for value in values):
+        raise gr.Error(f"{name}: y, x, height and width must be finite pixel counts, got {tuple(values)}.")
     y, x, h, w = (int(value) for value in values)
     if y < 0 or x < 0 or h < 1 or w < 1:
         raise gr.Error(f"{name}: y and x must be >= 0 and height and width >= 1, got {(y, x, h, w)}.")
@@ -373,11 +377,13 @@ def parse_box(values: Sequence[float | None], name: str) -> tuple[int, int, int,
 def parse_boxes(text: str | None) -> list[tuple[int, int, int, int]]:
     """Target boxes written as "y, x, h, w" groups separated by ';' or new lines."""
     boxes = []
+    if len(text or "") > 20_000:
+        raise gr.Error(f"Target boxes: {len(text):,} characters; at most {MAX_ROI_BOXES} boxes are allowed.")
     for part in (text or "").replace("\n", ";").split(";"):
         if not part.strip():
             continue
         try:
-            numbers = [int(float(token)) for token in part.replace(",", " ").split()]
+            numbers = [float(token) for token in part.replace(",", " ").split()]
         except ValueError as error:
             raise gr.Error(f"Target boxes: {part.strip()!r} is not four numbers y, x, h, w.") from error
         if len(numbers) != 4:

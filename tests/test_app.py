@@ -239,6 +239,16 @@ def test_bad_roi_boxes(client, files):
         client.predict(files["model"], None, 10, 20, 20, "5, 5, 20, 20", 1.0, 1.0, 1, 0, api_name="/roi_generate")
 
 
+def test_infinite_or_endless_boxes_are_refused_with_a_message():
+    with pytest.raises(gr.Error, match="must be finite pixel counts"):
+        app.parse_boxes("5, 5, inf, 20")
+    with pytest.raises(gr.Error, match="must be finite pixel counts"):
+        app.parse_box([float("nan"), 0, 10, 10], "Source box")
+    with pytest.raises(gr.Error, match="at most 64 boxes"):
+        app.parse_boxes("1, 1, 5, 5;" * 10**5)
+    assert app.parse_boxes("5, 5, 20.7, 20") == [(5, 5, 20, 20)]
+
+
 def test_out_of_range_values_are_refused_by_the_app_too():
     """Called directly (no Gradio bounds), the task functions check their numbers themselves."""
     with pytest.raises(gr.Error, match="Number of images must be a whole number between 1 and 8"):
