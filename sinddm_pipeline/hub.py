@@ -1,8 +1,8 @@
 """Sharing a SinDDM model on the Hugging Face Hub: the folder that is pushed, its model card, the upload.
 
 [`prepare_hub_folder`] writes exactly what is pushed: the pipeline (safetensors and configs), ``README.md`` (the
-model card, rendered from ``model_cards/sinddm_model_card.md`` with `huggingface_hub.ModelCard`), the training image
-(``training_image.png``), a grid of samples (``samples.png``) and the code (``sinddm_pipeline.py``, see
+model card, rendered from ``templates/sinddm_model_card.md`` (package data) with `huggingface_hub.ModelCard`), the
+training image (``training_image.png``), a grid of samples (``samples.png``) and the code (``sinddm_pipeline.py``, see
 [`~sinddm_pipeline.remote_code`]) so that vanilla diffusers loads it with ``trust_remote_code=True``.
 [`push_to_hub`] prepares that folder in a temporary directory and uploads it; `train_sinddm.py --push_to_hub` calls
 [`push_training_output`].
@@ -28,7 +28,8 @@ from typing import Any
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "sinddm_model_card.md"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "sinddm_model_card.md"
+"""Package data: found after a plain (non-editable) install too."""
 TRAINING_IMAGE_NAME = "training_image.png"
 SAMPLES_NAME = "samples.png"
 LOSS_CURVE_NAME = "loss_curve.png"
@@ -56,7 +57,7 @@ def model_card(
         has_loss_curve: show ``loss_curve.png``.
         num_samples, seed: how ``samples.png`` was generated (``num_samples=0``: no sample grid).
         license: the license metadata.
-        template_path: the Jinja template (``model_cards/sinddm_model_card.md``).
+        template_path: the Jinja template (``sinddm_pipeline/templates/sinddm_model_card.md``).
         install_command: how a reader installs ``sinddm_pipeline`` (not on PyPI), e.g.
             ``pip install "sinddm-pipeline @ git+https://github.com/you/sinddm"``; default: from a checkout.
 

@@ -277,3 +277,31 @@ def _a_file(path: Path) -> Path:
 def test_a_path_that_is_neither_a_folder_nor_a_hub_id_gets_a_clear_error(tmp_path, make, error, message):
     with pytest.raises(error, match=message):
         SinDDMPipeline.from_pretrained(str(make(tmp_path)))
+
+
+def test_a_non_editable_install_finds_the_card_template(pipe, tmp_path):
+    """The card template is package data: a wheel of the project, unpacked away from the checkout, writes the card."""
+    import zipfile
+
+    pytest.importorskip("setuptools", reason="building the wheel without isolation needs setuptools")
+    root = Path(__file__).resolve().parents[1]
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation", "-q", "-w",
+         str(tmp_path / "wheel")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    zipfile.ZipFile(wheel).extractall(tmp_path / "site")
+    pipe.save_pretrained(tmp_path / "model")
+    code = (
+        "import sinddm_pipeline.hub as hub; "
+        f"assert hub.__file__.startswith({str(tmp_path / 'site')!r}), hub.__file__; "
+        f"folder = hub.prepare_hub_folder({str(tmp_path / 'model')!r}, {str(tmp_path / 'out')!r}, num_grid_samples=0); "
+        "print((folder / 'README.md').read_text()[:400])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "library_name: diffusers" in result.stdout
