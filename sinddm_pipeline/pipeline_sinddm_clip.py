@@ -173,12 +173,12 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         ```py
         >>> import torch
         >>> from sinddm_pipeline import SinDDMCLIPPipeline, SinDDMPipeline
-        >>> pipe = SinDDMCLIPPipeline.from_pretrained("models/forest")  # + openai/clip-vit-base-patch32
+        >>> pipe = SinDDMCLIPPipeline.from_pretrained("user/sinddm-forest")  # + openai/clip-vit-base-patch32
         >>> # or, with any CLIP folder or repo id, offline from a local folder:
-        >>> pipe = SinDDMCLIPPipeline.from_pretrained("models/forest", clip_model_name_or_path="/data/clip-vit-b32")
+        >>> pipe = SinDDMCLIPPipeline.from_pretrained("user/sinddm-forest", clip_model_name_or_path="/data/clip")
         >>> # or from a loaded SinDDM pipeline (weights shared):
         >>> from transformers import CLIPModel, CLIPTokenizer
-        >>> sinddm = SinDDMPipeline.from_pretrained("models/forest")
+        >>> sinddm = SinDDMPipeline.from_pretrained("user/sinddm-forest")
         >>> pipe = SinDDMCLIPPipeline.from_pipe(
         ...     sinddm,
         ...     clip_model=CLIPModel.from_pretrained("openai/clip-vit-base-patch32"),
@@ -388,7 +388,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
 
         Example:
             ```py
-            >>> pipe = SinDDMCLIPPipeline.from_pretrained("models/forest")
+            >>> pipe = SinDDMCLIPPipeline.from_pretrained("user/sinddm-forest")
             >>> fire = pipe("fire in the forest", fill_factor=0.3).images[0]
             >>> vangogh = pipe("Van Gogh", mode="style").images[0]
             >>> restyled = pipe("Van Gogh", mode="style_transfer").images[0]

@@ -224,7 +224,7 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
             ```py
             >>> from PIL import Image
             >>> from sinddm_pipeline import SinDDMImg2ImgPipeline
-            >>> pipe = SinDDMImg2ImgPipeline.from_pretrained("models/seascape")  # doctest: +SKIP
+            >>> pipe = SinDDMImg2ImgPipeline.from_pretrained("user/sinddm-seascape")  # doctest: +SKIP
             >>> i2i = "../shared/images/i2i/seascape/"  # the paper's inputs for its seascape model
             >>> styled = pipe(Image.open(i2i + "snowy_dolomites4.jpg")).images[0]  # doctest: +SKIP
             >>> stronger = pipe(Image.open(i2i + "snowy_dolomites4.jpg"), start_timestep=25).images[0]  # doctest: +SKIP
