@@ -1,10 +1,10 @@
 """SinDDM web app (Gradio): `python app.py`, then open the printed address. Also a Hugging Face Space entry point.
 
-Starts offline on the model shipped in `models/`; the model box also takes any pipeline folder or Hub repo id, and
-models trained in the Train tab join the list. "Use your own image" needs no training at all: an uploaded image
-becomes a training-free pipeline (`SinDDMPipeline.from_image`, the closed-form patch denoiser) that every tab uses
-like a model. Every task has an API name (use_image, generate, text_edit, harmonize, style_transfer, roi_generate,
-train), so scripts can call the app with `gradio_client`.
+Starts offline on the model shipped in `models/`; the model box also takes any Hub repo id (and, with
+`--allow_folders`, pipeline folders of this machine), and models trained in the Train tab join the list. "Use your
+own image" needs no training at all: an uploaded image becomes a training-free pipeline (`SinDDMPipeline.from_image`,
+the closed-form patch denoiser) that every tab uses like a model. Every task has an API name (use_image, generate,
+text_edit, harmonize, style_transfer, roi_generate, train), so scripts can call the app with `gradio_client`.
 Host and port follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables (read by `launch()`).
 Generate's "Fast sampling" takes the settings a short probe measured fastest on this machine
 (`pipe.enable_fast_sampling()`: fp32 or bf16, channels_last, the second-order solver, strided steps).
@@ -53,8 +53,10 @@ EXAMPLES_DIR = ROOT / "examples" / "app"
 DEFAULT_MODEL = "hubble-sinddm"
 MAX_MODEL_NAME = 256
 """Model names (a folder, a Hub repo id) longer than this are refused with a message."""
-ON_SPACE = bool(os.environ.get("SPACE_ID"))
-"""On a Hugging Face Space (which sets SPACE_ID) the model box does not open folders of the server."""
+ALLOW_FOLDERS = os.environ.get("SINDDM_APP_ALLOW_FOLDERS", "0").strip().lower() in ("1", "true", "yes")
+"""Whether the model box also opens pipeline folders of this machine (``--allow_folders`` /
+SINDDM_APP_ALLOW_FOLDERS=1, for a local app); off: shipped and trained models, uploaded images and Hub repo ids only,
+so that a deployed app never reads its server's disk on a visitor's request."""
 ZERO_GPU = callable(getattr(spaces, "GPU", None))
 """On a ZeroGPU Space: every task runs under ``@spaces.GPU`` (see `on_gpu`); a CPU Space or a laptop is unchanged.
 No handler uses torch.compile or CUDA graphs, which ZeroGPU's per-call GPU attachment does not keep."""
@@ -106,11 +108,11 @@ def model_choices() -> list[str]:
 
 
 def resolve_model(name: str | None) -> str:
-    """A shipped or trained model's folder, a given folder (its real path: one cache entry however it is spelled;
-    refused on a Space, whose disk is not the user's), or the name as it is (a Hub repo id)."""
+    """A shipped or trained model's folder, a given folder (with ``--allow_folders`` only; its real path: one cache
+    entry however it is spelled), or the name as it is (a Hub repo id)."""
     name = (name or "").strip()
     if not name:
-        raise gr.Error("Choose a model: a shipped one, a pipeline folder or a Hub repo id (user/name).")
+        raise gr.Error("Choose a model: a shipped or trained one, your image or a Hub repo id (user/name).")
     if len(name) > MAX_MODEL_NAME:
         raise gr.Error(
             f"The model name is {len(name):,} characters long; at most {MAX_MODEL_NAME}: give a shipped or trained "
@@ -122,11 +124,11 @@ def resolve_model(name: str | None) -> str:
         shipped = MODELS_DIR / name
         if (shipped / "model_index.json").is_file():
             return str(shipped)
-    if os.path.isdir(name):
-        if ON_SPACE:
+    if os.path.isabs(name) or name.startswith((".", "~")) or "\\" in name or os.path.isdir(name):
+        if not ALLOW_FOLDERS:
             raise gr.Error(
-                "On this Space the model box takes a shipped or trained model, your image or a Hub repo id "
-                "(user/name), not a folder of the server."
+                f"{name!r}: the model box takes a shipped or trained model, your image or a Hub repo id (user/name); "
+                "folders of this machine only when the app is started with --allow_folders."
             )
         return os.path.realpath(name)
     return name
@@ -1003,8 +1005,8 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
     with gr.Blocks(title="SinDDM", delete_cache=(3600, int(KEEP_HOURS * 3600))) as demo:
         gr.Markdown(
             "# SinDDM\nA diffusion model of **one** image generates new images like it, at any size. Use your own "
-            "image (no training: a closed-form patch denoiser, samples in seconds), or pick a shipped model, a "
-            "pipeline folder or a Hub repo id."
+            "image (no training: a closed-form patch denoiser, samples in seconds), or pick a shipped model or a Hub "
+            "repo id."
         )
         with gr.Row():
             own = readable_upload_errors(
@@ -1014,7 +1016,7 @@ def build_demo(default_model: str | None = None) -> gr.Blocks:
                 model = gr.Dropdown(
                     choices=models,
                     value=default_model,
-                    label="Model (your image, a shipped or trained one, a pipeline folder or a Hub repo id)",
+                    label="Model (your image, a shipped or trained one, or a Hub repo id)",
                     allow_custom_value=True,
                     elem_id="model-picker",
                 )
@@ -1059,12 +1061,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Launch the app (host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else 127.0.0.1:7860)."""
     import argparse
 
-    global BF16
+    global BF16, ALLOW_FOLDERS
     parser = argparse.ArgumentParser(description="The SinDDM web app.")
     parser.add_argument(
         "--bf16", action="store_true", help="Denoisers in bfloat16 + channels_last (faster; default: exact fp32)."
     )
-    BF16 = parser.parse_args(argv).bf16 or BF16
+    parser.add_argument(
+        "--allow_folders", action="store_true", help="Let the model box open pipeline folders of this machine."
+    )
+    args = parser.parse_args(argv)
+    BF16 = args.bf16 or BF16
+    ALLOW_FOLDERS = args.allow_folders or ALLOW_FOLDERS
     if BF16 and shipped_models():
         note = bf16_note(load_pipeline(DEFAULT_MODEL if DEFAULT_MODEL in shipped_models() else shipped_models()[0]))
         if note:

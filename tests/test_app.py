@@ -23,6 +23,8 @@ from test_clip import save_tiny_clip  # noqa: E402
 
 import app  # noqa: E402
 
+app.ALLOW_FOLDERS = True  # these tests load tiny models from folders (python app.py --allow_folders)
+
 # generate(model, num_images, seed, width_scale, height_scale, width, height, fast, fast_steps)
 FAST = (True, 3)
 

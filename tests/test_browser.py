@@ -48,6 +48,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 import app  # noqa: E402
 
+app.ALLOW_FOLDERS = True  # these tests load tiny models from folders (python app.py --allow_folders)
+
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):

@@ -115,15 +115,31 @@ def test_any_task_error_is_one_readable_line(monkeypatch):
         app.generate(app.DEFAULT_MODEL, 1, 0, 1.0, 1.0, 0, 0, False, 0)
 
 
-def test_model_names_are_bounded_normalised_and_no_server_folder_on_a_space(tmp_path, monkeypatch):
+def test_model_names_are_bounded_normalised_and_folders_only_when_allowed(tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match="characters long; at most 256"):
         app.resolve_model("x" * 5000)  # not an OSError (file name too long) nor a bare "Error"
     folder = tmp_path / "model"
     folder.mkdir()
+    monkeypatch.setattr(app, "ALLOW_FOLDERS", False)  # the default: shipped, trained, images and Hub ids only
+    for name in (str(folder), "../models", "./model", "~/model"):
+        with pytest.raises(gr.Error, match="folders of this machine only when the app is started with --allow_folders"):
+            app.resolve_model(name)
+    assert app.resolve_model("user/some-model") == "user/some-model"  # a Hub repo id, as it is
+    assert app.resolve_model(app.DEFAULT_MODEL).endswith(os.path.join("models", app.DEFAULT_MODEL))  # shipped: fine
+    monkeypatch.setattr(app, "ALLOW_FOLDERS", True)  # python app.py --allow_folders
     spellings = [str(folder), str(folder) + "/", str(tmp_path / "model" / ".." / "model")]
     assert {app.resolve_model(name) for name in spellings} == {os.path.realpath(folder)}  # one cache entry
-    assert app.resolve_model("user/some-model") == "user/some-model"  # a Hub repo id, as it is
-    monkeypatch.setattr(app, "ON_SPACE", True)
-    with pytest.raises(gr.Error, match="not a folder of the server"):
-        app.resolve_model(str(folder))
-    assert app.resolve_model(app.DEFAULT_MODEL).endswith(os.path.join("models", app.DEFAULT_MODEL))  # shipped: fine
+
+
+def test_the_launcher_flag_allows_folders(monkeypatch):
+    launched = []
+    monkeypatch.setattr(app, "ALLOW_FOLDERS", False)
+    monkeypatch.setattr(
+        app,
+        "build_demo",
+        lambda: types.SimpleNamespace(
+            queue=lambda **_: types.SimpleNamespace(launch=lambda **kwargs: launched.append(app.ALLOW_FOLDERS))
+        ),
+    )
+    app.main(["--allow_folders"])
+    assert launched == [True]
