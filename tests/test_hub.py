@@ -284,9 +284,14 @@ def test_a_non_editable_install_finds_the_card_template(pipe, tmp_path):
     import zipfile
 
     pytest.importorskip("setuptools", reason="building the wheel without isolation needs setuptools")
-    root = Path(__file__).resolve().parents[1]
+    import shutil
+
+    root, source = Path(__file__).resolve().parents[1], tmp_path / "source"  # built from a copy: no build/ here
+    shutil.copytree(root / "sinddm_pipeline", source / "sinddm_pipeline", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(root), "--no-deps", "--no-build-isolation", "-q", "-w",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q", "-w",
          str(tmp_path / "wheel")],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
