@@ -239,12 +239,14 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
 
     def set_timesteps(
         self,
-        scale: int = 0,
-        start_timestep: int | None = None,
         num_inference_steps: int | None = None,
         device: str | torch.device | None = None,
+        *,
+        scale: int = 0,
+        start_timestep: int | None = None,
     ) -> None:
-        """Prepare the denoising loop of one scale: ``timesteps`` = start - 1, ..., 0.
+        """Prepare the denoising loop of one scale: ``timesteps`` = start - 1, ..., 0. The first two arguments are
+        diffusers' (``set_timesteps(50, scale=2)`` reads as in any scheduler); the scale and start are keywords.
 
         The sample entering the loop is noised to ``start_timestep`` (scale 0: pure noise, start = T; scale i:
         t_i by default). ``num_inference_steps`` (a speed-up, off by default) keeps at most that many of those

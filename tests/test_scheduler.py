@@ -263,3 +263,13 @@ def test_second_order_leaves_the_ddpm_steps_alone():
             kwargs = dict(scale=scale, blurry_sample=blurry, reblurring=reblurring, variance_noise=noise)
             a = first.step(eps, t, x, **kwargs).prev_sample
             assert torch.equal(second.step(eps, t, x, **kwargs).prev_sample, a)
+
+
+def test_set_timesteps_takes_the_step_count_first_as_diffusers_schedulers_do():
+    scheduler = _tiny_scheduler()
+    scheduler.set_timesteps(10, scale=0)
+    positional = scheduler.timesteps.tolist()
+    scheduler.set_timesteps(num_inference_steps=10, scale=0)
+    assert positional == scheduler.timesteps.tolist() and len(positional) == 10
+    with pytest.raises(TypeError):
+        scheduler.set_timesteps(10, "cpu", 1)  # scale is a keyword
