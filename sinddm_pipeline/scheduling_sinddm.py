@@ -133,7 +133,6 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         self.posterior_log_variance_clipped = f32(np.log(np.maximum(posterior_variance, 1e-20)))
         self.posterior_mean_coef1 = f32(betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod))
         self.posterior_mean_coef2 = f32((1.0 - alphas_cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - alphas_cumprod))
-        self.sigmas = sigmas
         self._alphas_cumprod64 = alphas_cumprod
         # gammas[i - 1] belongs to scale i; computed in float64, stored as float32 like the reference.
         # A loss of 0 (a flat image) is floored so that gamma is 1, not nan.
@@ -168,15 +167,6 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
 
     def __len__(self) -> int:
         return self.config.num_train_timesteps
-
-    def scale_size(self, index: int) -> tuple[int, int]:
-        """(height, width) of pyramid scale ``index``; indices beyond the finest extrapolate by the scale factor."""
-        sizes = self.config.scale_sizes
-        if index < len(sizes):
-            return tuple(sizes[index])
-        height, width = sizes[-1]
-        factor = self.config.scale_factor ** (index + 1 - len(sizes))
-        return int(height * factor), int(width * factor)
 
     # ----------------------------------------------------------------------------------------------------------
     # training side

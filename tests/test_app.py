@@ -16,10 +16,14 @@ import numpy as np
 import pytest
 
 gr = pytest.importorskip("gradio")
-from conftest import png_header_only, synthetic_image, tiny_pipeline  # noqa: E402
+from conftest import (  # noqa: E402
+    png_header_only,
+    save_tiny_clip,
+    synthetic_image,
+    tiny_pipeline,
+)
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_clip import save_tiny_clip  # noqa: E402
 
 import app  # noqa: E402
 

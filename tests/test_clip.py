@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import synthetic_image, tiny_pipeline
+from conftest import save_tiny_clip, synthetic_image, tiny_pipeline
 from diffusers.utils.torch_utils import randn_tensor
 from golden import golden_tensors
 from PIL import Image
-from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+from transformers import CLIPModel, CLIPTokenizer
 
 from sinddm_pipeline import (
     SinDDMCLIPPipeline,
@@ -35,30 +35,6 @@ from sinddm_pipeline.pyramid import pil_to_tensor
 PROMPT = "fire in the forest"
 ROI_BOX = (20, 30, 40, 50)  # inside the 100 x 140 finest scale
 FAST = {"num_augmentations": 2}
-
-
-def save_tiny_clip(folder) -> None:
-    """A random CLIPModel (text and vision: hidden 32, 2 layers, 2 heads; vision 32 px, patch 8; projection 16) and a
-    character-level CLIPTokenizer, saved together in ``folder``, as a real CLIP repo is laid out."""
-    folder.mkdir(parents=True, exist_ok=True)
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.!-,'")
-    vocab = {c: i for i, c in enumerate(chars)}
-    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    layers = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
-    special = {"bos_token_id": vocab["<|startoftext|>"], "eos_token_id": vocab["<|endoftext|>"]}
-    config = CLIPConfig(
-        text_config={**layers, **special, "vocab_size": len(vocab), "max_position_embeddings": 48, "pad_token_id": 1},
-        vision_config={**layers, "image_size": 32, "patch_size": 8},
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")

@@ -159,7 +159,7 @@ def test_img2img_style_transfer_and_harmonization_run_on_it(pipe, image):
 
 def test_clip_guidance_runs_on_it(pipe, tmp_path):
     pytest.importorskip("transformers")
-    from test_clip import save_tiny_clip
+    from conftest import save_tiny_clip
     from transformers import CLIPModel, CLIPTokenizer
 
     from sinddm_pipeline import SinDDMCLIPPipeline
