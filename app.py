@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -87,8 +88,11 @@ _pipelines: dict[str, SinDDMPipeline] = {}
 _clip: dict[str, tuple[Any, Any]] = {}
 _trained: dict[str, str] = {}
 _images: dict[str, SinDDMPipeline] = {}
-_fast: dict[int, tuple[torch.nn.Module, FastSamplingChoice]] = {}
-"""The fast-mode denoiser (the probe's dtype and memory format) and the probe's choice, by the cached pipeline's id."""
+_fast: weakref.WeakKeyDictionary[SinDDMPipeline, tuple[torch.nn.Module, FastSamplingChoice]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The fast-mode denoiser (the probe's dtype and memory format) and the probe's choice, by cached pipeline (weakly:
+an evicted image pipeline takes its entry with it)."""
 """Training-free pipelines of uploaded images, by name ("image:<hash>"), the newest MAX_IMAGE_PIPELINES kept."""
 MAX_IMAGE_PIPELINES = 8
 _lock = threading.Lock()
@@ -210,15 +214,15 @@ def fast_request_pipeline(name: str | None) -> SinDDMPipeline:
     already forced them)."""
     base = load_pipeline(name)
     with _lock:
-        if id(base) not in _fast:
+        if base not in _fast:
             choice = choose_fast_sampling(base)
             denoiser = base.denoiser
             if not BF16 and (choice.dtype != denoiser.dtype or choice.channels_last):
                 denoiser = copy.deepcopy(denoiser).to(choice.dtype)
                 if choice.channels_last:
                     denoiser.to(memory_format=torch.channels_last)
-            _fast[id(base)] = (denoiser, choice)
-        denoiser, choice = _fast[id(base)]
+            _fast[base] = (denoiser, choice)
+        denoiser, choice = _fast[base]
     scheduler = SinDDMScheduler.from_config(base.scheduler.config, solver_order=choice.solver_order)
     pipe = SinDDMPipeline(denoiser=denoiser, scheduler=scheduler, pyramid=base.pyramid)
     pipe.set_progress_bar_config(disable=True)

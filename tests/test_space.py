@@ -143,3 +143,18 @@ def test_the_launcher_flag_allows_folders(monkeypatch):
     )
     app.main(["--allow_folders"])
     assert launched == [True]
+
+
+def test_the_fast_mode_cache_follows_the_pipelines_it_was_made_for():
+    import gc
+
+    from conftest import synthetic_image
+
+    before = len(app._fast)
+    name = app.image_pipeline(synthetic_image(96, 72, seed=7))
+    fast = app.fast_request_pipeline(name)
+    base = app._images[name]
+    assert len(app._fast) == before + 1 and base in app._fast and fast.pyramid is base.pyramid
+    del app._images[name], base, fast  # evicted, as the 9th uploaded image evicts the oldest
+    gc.collect()
+    assert len(app._fast) == before  # its fast entry went with it: no stale denoiser for a reused id
