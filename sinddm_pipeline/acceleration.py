@@ -24,6 +24,9 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Sequence
+
 import torch
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -86,11 +89,50 @@ class CUDAGraphDenoiser:
         return static_output.clone()
 
 
+CALLBACK_TENSOR_INPUTS = ("sample",)
+"""What ``callback_on_step_end`` may read and replace: the sample after the step (diffusers' ``latents``)."""
+
+
 class FastInferenceMixin:
-    """Denoiser calls with an optional half-precision denoiser and CUDA graphs (see the module docstring)."""
+    """Denoiser calls with an optional half-precision denoiser and CUDA graphs (see the module docstring), and
+    diffusers' ``callback_on_step_end`` for every denoising loop of this package."""
 
     _cuda_graph_denoiser: CUDAGraphDenoiser | None = None
     _fast_num_inference_steps: list[int] | None = None
+    _step_callback: Callable | None = None
+    _step_index: int = 0
+
+    @contextlib.contextmanager
+    def step_callback(self, callback_on_step_end: Callable | None, tensor_inputs: Sequence[str] | None = None):
+        """Within this block every denoising step of the pipeline ends with ``callback_on_step_end(pipe,
+        step_index, timestep, {"sample": sample})`` (diffusers' signature; ``step_index`` counts the steps of the
+        whole call, over every scale); a returned ``{"sample": ...}`` replaces the sample. ``tensor_inputs``: the
+        names passed, a subset of `CALLBACK_TENSOR_INPUTS`."""
+        if callback_on_step_end is not None and not callable(callback_on_step_end):
+            raise ValueError(
+                "callback_on_step_end must be a function (pipe, step_index, timestep, callback_kwargs) -> dict, "
+                f"got {callback_on_step_end!r}."
+            )
+        names = list(CALLBACK_TENSOR_INPUTS if tensor_inputs is None else tensor_inputs)
+        unknown = sorted(set(names) - set(CALLBACK_TENSOR_INPUTS))
+        if unknown:
+            raise ValueError(
+                f"callback_on_step_end_tensor_inputs may name {list(CALLBACK_TENSOR_INPUTS)}, got {unknown}."
+            )
+        self._step_callback, self._step_index, self._callback_names = callback_on_step_end, 0, names
+        try:
+            yield
+        finally:
+            self._step_callback = None
+
+    def end_step(self, timestep: int | torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+        """Call the step callback (if any) after one denoising step; returns the (possibly replaced) sample."""
+        index, self._step_index = self._step_index, self._step_index + 1
+        if self._step_callback is None:
+            return sample
+        tensors = {"sample": sample}
+        outputs = self._step_callback(self, index, timestep, {name: tensors[name] for name in self._callback_names})
+        return (outputs or {}).get("sample", sample)
 
     @property
     def sample_dtype(self) -> torch.dtype:

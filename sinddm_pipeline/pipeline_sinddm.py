@@ -232,6 +232,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
                 pred_original_sample=pred,
                 generator=generator,
             ).prev_sample
+            sample = self.end_step(t, sample)
             if progress_bar is not None:
                 progress_bar.update()
         return sample
@@ -314,6 +315,8 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         roi_source_box: Sequence[int] | None = None,
         roi_target_boxes: Sequence[Sequence[int]] | None = None,
         num_inference_steps: int | Sequence[int] | None = None,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""Generate new images, coarse to fine.
 
@@ -342,6 +345,10 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
                 (``pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)``): with it,
                 ``[10, 6, 5, 4, 3]`` matches the exact path's quality (benchmarks/RESULTS.md); with the reference
                 step it does not.
+            callback_on_step_end (`Callable`, *optional*): diffusers' step callback, called after every denoising
+                step of every scale as ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`` with
+                ``callback_kwargs = {"sample": sample}``; a returned ``{"sample": ...}`` replaces the sample.
+            callback_on_step_end_tensor_inputs (`list[str]`, *optional*): the names passed (default ``["sample"]``).
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the generated images.
@@ -374,7 +381,10 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             return lambda estimate: roi.apply(estimate, index, stage.scale)
 
         sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
-        with self.progress_bar(total=self.num_steps(stages, num_inference_steps)) as progress_bar:
+        total = self.num_steps(stages, num_inference_steps)
+        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
+            total=total
+        ) as progress_bar:
             sample = self.denoise_stage(
                 sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]), steps[stages[0].scale]
             )

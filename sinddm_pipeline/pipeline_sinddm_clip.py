@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -361,6 +361,8 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> SinDDMCLIPPipelineOutput | tuple:
         r"""Generate or edit images as the prompt says.
 
@@ -382,6 +384,10 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (NHWC in [0, 1]) or `"pt"` (NCHW in [0, 1]).
             return_dict (`bool`, defaults to `True`): return a [`SinDDMCLIPPipelineOutput`], else a tuple
                 ``(images, masks)``.
+            callback_on_step_end (`Callable`, *optional*): diffusers' step callback, called after every denoising
+                step as ``callback_on_step_end(pipe, step_index, timestep, {"sample": sample})``; a returned
+                ``{"sample": ...}`` replaces the sample.
+            callback_on_step_end_tensor_inputs (`list[str]`, *optional*): the names passed (default ``["sample"]``).
 
         Returns:
             [`SinDDMCLIPPipelineOutput`] or `tuple`: the images and the guidance masks.
@@ -414,17 +420,18 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         guide = CLIPGuide(self.clip_model, num_augmentations)
         generators = guidance_generators(generator, batch_size)
 
-        if mode == "roi":
-            sample, mask = self.edit_roi(prompt, tuple(roi_box), strength, batch_size, guide, generator, generators)
-        else:
-            fill_factor = float(settings.fill_factor if fill_factor is None else fill_factor)
-            stages = plan_stages(
-                self.scheduler.config.scale_sizes, self.scheduler.config.scale_factor, height_scale, width_scale
-            )
-            check_output_size(batch_size, *stages[-1].size)
-            sample, mask = self.generate(
-                prompt, mode, settings, strength, fill_factor, stages, batch_size, guide, generator, generators
-            )
+        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs):
+            if mode == "roi":
+                sample, mask = self.edit_roi(prompt, tuple(roi_box), strength, batch_size, guide, generator, generators)
+            else:
+                fill_factor = float(settings.fill_factor if fill_factor is None else fill_factor)
+                stages = plan_stages(
+                    self.scheduler.config.scale_sizes, self.scheduler.config.scale_factor, height_scale, width_scale
+                )
+                check_output_size(batch_size, *stages[-1].size)
+                sample, mask = self.generate(
+                    prompt, mode, settings, strength, fill_factor, stages, batch_size, guide, generator, generators
+                )
 
         images = postprocess(sample, output_type)
         masks = postprocess_masks(mask, output_type)
@@ -507,6 +514,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                         reblurring=False,
                         generator=generator,
                     ).prev_sample
+                    sample = self.end_step(t, sample)
                     progress_bar.update()
 
         if mask is None:
@@ -551,5 +559,6 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                 sample = self.scheduler.step(
                     noise_pred, t, sample, scale=finest, reblurring=False, generator=generator
                 ).prev_sample
+                sample = self.end_step(t, sample)
                 progress_bar.update()
         return sample, mask

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -181,7 +182,7 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
                 )
             else:
                 output = self.scheduler.step(noise_pred, t, sample, scale=0, generator=generator)
-            sample = output.prev_sample
+            sample = self.end_step(t, output.prev_sample)
             if progress_bar is not None:
                 progress_bar.update()
         return sample
@@ -197,6 +198,8 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
         r"""Style transfer (no ``mask_image``) or harmonization (with one) of ``image``.
 
@@ -216,6 +219,10 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
             generator (`torch.Generator` or a list of them): makes the result deterministic.
             output_type (`str`, defaults to `"pil"`): `"pil"`, `"np"` (NHWC in [0, 1]) or `"pt"` (NCHW in [0, 1]).
             return_dict (`bool`, defaults to `True`): return an [`~pipelines.ImagePipelineOutput`], else a tuple.
+            callback_on_step_end (`Callable`, *optional*): diffusers' step callback, called after every denoising
+                step as ``callback_on_step_end(pipe, step_index, timestep, {"sample": sample})``; a returned
+                ``{"sample": ...}`` replaces the sample.
+            callback_on_step_end_tensor_inputs (`list[str]`, *optional*): the names passed (default ``["sample"]``).
 
         Returns:
             [`~pipelines.ImagePipelineOutput`] or `tuple`: the results.
@@ -251,7 +258,9 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
         self.scheduler.set_timesteps(scale=scale, start_timestep=start_timestep, device=device)
         noise = randn_tensor(start.shape, generator=generator, device=device, dtype=dtype)
         sample = self.scheduler.add_noise(start, noise, start_timestep)
-        with self.progress_bar(total=len(self.scheduler.timesteps)) as progress_bar:
+        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
+            total=len(self.scheduler.timesteps)
+        ) as progress_bar:
             sample = self.denoise(sample, scale, generator, progress_bar)
 
         if weight is not None:

@@ -471,3 +471,10 @@ def test_docstring_examples_run(case):
 def test_pil_masks_are_grayscale_images(clip_pipe):
     masks = run(clip_pipe, "roi", output_type="pil", strength=0.0).masks
     assert isinstance(masks[0], Image.Image) and masks[0].mode == "L"
+
+
+def test_callback_on_step_end_sees_every_denoising_step(clip_pipe):
+    steps = []
+    clip_pipe("fire", strength=0.0, generator=torch.Generator().manual_seed(0),
+              callback_on_step_end=lambda pipe, index, t, kwargs: steps.append(index))  # fmt: skip
+    assert steps == list(range(100 + 45 + 29))  # every step of the 3 scales (start timesteps 100, 45, 29)

@@ -378,3 +378,10 @@ def test_the_second_order_solver_runs_the_image_tasks_too(random_pipe):
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert outputs[0].shape == first_order.shape and 0 <= outputs[0].min() and outputs[0].max() <= 1
     assert 0 < np.abs(outputs[0] - first_order).max() < 0.5  # another solver of the same process
+
+
+def test_callback_on_step_end_sees_every_denoising_step(random_pipe):
+    steps = []
+    run(random_pipe, Image.new("RGB", (96, 72), "gray"), start_timestep=7,
+        callback_on_step_end=lambda pipe, index, t, kwargs: steps.append((index, int(t))))  # fmt: skip
+    assert steps == [(index, 6 - index) for index in range(7)]  # t = 6 .. 0

@@ -243,3 +243,30 @@ def test_a_wrong_saved_pipeline_is_refused_with_the_file_named(tiny_pipe, tmp_pa
     with pytest.raises(ValueError, match=message) as error:
         SinDDMPipeline.from_pretrained(tmp_path)
     assert str(tmp_path) in str(error.value)
+
+
+def test_callback_on_step_end_sees_every_step_and_can_replace_the_sample(tiny_pipe):
+    seen = []
+
+    def record(pipe, step_index, timestep, callback_kwargs):
+        seen.append((step_index, timestep, callback_kwargs["sample"].shape))
+        return {}
+
+    def run(**kwargs):
+        return tiny_pipe(generator=torch.Generator().manual_seed(0), output_type="pt", num_inference_steps=4,
+                         **kwargs).images  # fmt: skip
+
+    plain = run()
+    assert torch.equal(run(callback_on_step_end=record), plain)  # a callback that returns nothing changes nothing
+    total = tiny_pipe.num_steps(tiny_pipe.plan(), 4)
+    assert [index for index, _, _ in seen] == list(range(total)) and seen[-1][1] == 0
+    assert {shape for _, _, shape in seen} == {(1, 3, 48, 64), (1, 3, 72, 96)}  # both scales
+
+    def flatten_last(pipe, step_index, timestep, callback_kwargs):
+        return {"sample": torch.zeros_like(callback_kwargs["sample"])} if step_index == total - 1 else {}
+
+    assert torch.allclose(run(callback_on_step_end=flatten_last), torch.full_like(plain, 0.5))  # 0 in [-1, 1]
+    with pytest.raises(ValueError, match="callback_on_step_end must be a function"):
+        run(callback_on_step_end="print")
+    with pytest.raises(ValueError, match=r"may name \['sample'\], got \['latents'\]"):
+        run(callback_on_step_end=record, callback_on_step_end_tensor_inputs=["latents"])
