@@ -266,28 +266,17 @@ def readable_upload_errors(component: gr.Image | gr.ImageEditor) -> gr.Image | g
     return component
 
 
-class GradioBar:
-    """A tqdm-like bar that reports to a `gr.Progress`; what `pipe.progress_bar(total=...)` returns in the app."""
+def step_progress(progress: gr.Progress, desc: str) -> Callable:
+    """A ``callback_on_step_end`` that reports every denoising step to ``progress`` (the pipeline's
+    ``num_timesteps`` is the total)."""
+    progress(0, desc=desc)
 
-    def __init__(self, progress: gr.Progress, total: int, desc: str):
-        self.progress, self.total, self.desc, self.n = progress, max(int(total or 1), 1), desc, 0
-        self.progress(0, desc=desc)
+    def callback(pipe: Any, step_index: int, timestep: int, callback_kwargs: dict) -> dict:
+        total, done = max(int(pipe.num_timesteps or 1), 1), step_index + 1
+        progress(min(done / total, 1.0), desc=f"{desc} ({done}/{total} steps)")
+        return {}
 
-    def __enter__(self) -> GradioBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        self.progress(min(self.n / self.total, 1.0), desc=f"{self.desc} ({self.n}/{self.total} steps)")
-
-
-def track(pipe: Any, progress: gr.Progress, desc: str) -> Any:
-    """Route the pipeline's denoising progress into ``progress`` (the instance attribute shadows the method)."""
-    pipe.progress_bar = lambda iterable=None, total=None: GradioBar(progress, total, desc)
-    return pipe
+    return callback
 
 
 def check_int(value: float | None, name: str, low: int, high: int) -> int:
@@ -536,9 +525,9 @@ def generate(
         raise gr.Error("Fast sampling steps must be 0 (the measured fast steps) or at least 2 per scale.")
     # fast: the probe's settings, strided steps with the second-order solver (it keeps the fine scales' quality)
     pipe = fast_request_pipeline(model) if fast else request_pipeline(SinDDMPipeline, model)
-    pipe = track(pipe, progress, "Generating")
     images = run_pipeline(
         pipe,
+        callback_on_step_end=step_progress(progress, "Generating"),
         batch_size=batch,
         generator=generator,
         width_scale=width_scale,
@@ -587,7 +576,7 @@ def text_edit(
     load_pipeline(model)  # a bad model is reported before CLIP is loaded
     clip_model, tokenizer = load_clip(clip_name)
     pipe = request_pipeline(SinDDMCLIPPipeline, model, clip_model=clip_model, tokenizer=tokenizer)
-    output = run_pipeline(track(pipe, progress, "Text-guided sampling"), **kwargs)
+    output = run_pipeline(pipe, callback_on_step_end=step_progress(progress, "Text-guided sampling"), **kwargs)
     return list(output.images), list(output.masks)
 
 
@@ -607,9 +596,9 @@ def img2img(
     pipe = request_pipeline(SinDDMImg2ImgPipeline, model)
     limit = pipe.scheduler.config.num_train_timesteps
     kwargs = {"start_timestep": check_int(start_timestep, "Start timestep", 1, limit)}
-    progress(0, desc="Denoising")
     output = run_pipeline(
         pipe,
+        callback_on_step_end=step_progress(progress, "Denoising"),
         image=image,
         mask_image=mask,
         match_histogram=bool(match_histogram),
@@ -680,9 +669,9 @@ def roi_generate(
     generator = make_generator(seed)
     width_scale = check_float(width_scale, "Width scale", 0.25, 4.0)
     height_scale = check_float(height_scale, "Height scale", 0.25, 4.0)
-    pipe = track(request_pipeline(SinDDMPipeline, model), progress, "ROI-guided sampling")
     images = run_pipeline(
-        pipe,
+        request_pipeline(SinDDMPipeline, model),
+        callback_on_step_end=step_progress(progress, "ROI-guided sampling"),
         batch_size=batch,
         generator=generator,
         width_scale=width_scale,

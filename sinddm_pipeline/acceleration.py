@@ -101,6 +101,13 @@ class FastInferenceMixin:
     _fast_num_inference_steps: list[int] | None = None
     _step_callback: Callable | None = None
     _step_index: int = 0
+    _num_timesteps: int | None = None
+
+    @property
+    def num_timesteps(self) -> int | None:
+        """The denoising steps of the current (or last) call, over every scale: what ``step_index`` of
+        ``callback_on_step_end`` counts up to (diffusers pipelines expose the same)."""
+        return self._num_timesteps
 
     @contextlib.contextmanager
     def step_callback(self, callback_on_step_end: Callable | None, tensor_inputs: Sequence[str] | None = None):

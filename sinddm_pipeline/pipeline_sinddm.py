@@ -381,7 +381,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             return lambda estimate: roi.apply(estimate, index, stage.scale)
 
         sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
-        total = self.num_steps(stages, num_inference_steps)
+        total = self._num_timesteps = self.num_steps(stages, num_inference_steps)
         with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
             total=total
         ) as progress_bar:

@@ -484,7 +484,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
             sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
 
         mask = previous = blurry = None
-        total = sum(self.scheduler.start_timesteps[stage.scale] for stage in stages)
+        total = self._num_timesteps = sum(self.scheduler.start_timesteps[stage.scale] for stage in stages)
         with self.progress_bar(total=total) as progress_bar:
             for index, stage in enumerate(stages):
                 if index > 0:
@@ -539,7 +539,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         image = self.pyramid.image(finest).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
         mask = torch.zeros_like(image[:, :1])
         mask[..., y : y + h, x : x + w] = 1.0
-        start_timestep = min(ROI_START_TIMESTEP, self.scheduler.config.num_train_timesteps)
+        start_timestep = self._num_timesteps = min(ROI_START_TIMESTEP, self.scheduler.config.num_train_timesteps)
 
         with self.progress_bar(total=(ROI_CLIP_STEPS if strength > 0 else 0) + start_timestep) as progress_bar:
             if strength > 0:

@@ -258,8 +258,9 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
         self.scheduler.set_timesteps(scale=scale, start_timestep=start_timestep, device=device)
         noise = randn_tensor(start.shape, generator=generator, device=device, dtype=dtype)
         sample = self.scheduler.add_noise(start, noise, start_timestep)
+        self._num_timesteps = len(self.scheduler.timesteps)
         with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=len(self.scheduler.timesteps)
+            total=self._num_timesteps
         ) as progress_bar:
             sample = self.denoise(sample, scale, generator, progress_bar)
 

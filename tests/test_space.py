@@ -158,3 +158,18 @@ def test_the_fast_mode_cache_follows_the_pipelines_it_was_made_for():
     del app._images[name], base, fast  # evicted, as the 9th uploaded image evicts the oldest
     gc.collect()
     assert len(app._fast) == before  # its fast entry went with it: no stale denoiser for a reused id
+
+
+def test_task_progress_comes_from_the_pipelines_step_callback():
+    from conftest import synthetic_image
+
+    calls = []
+
+    def progress(fraction, desc=None):
+        calls.append((fraction, desc))
+
+    name = app.image_pipeline(synthetic_image(96, 72, seed=11))
+    app.generate(name, 1, 0, 1.0, 1.0, 0, 0, True, 3, progress=progress)
+    total = app._images[name].num_steps(app._images[name].plan(), 3)  # 2 scales x 3 steps
+    assert calls[0] == (0, "Generating") and calls[-1] == (1.0, f"Generating ({total}/{total} steps)")
+    assert [fraction for fraction, _ in calls[1:]] == [step / total for step in range(1, total + 1)]
