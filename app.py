@@ -1043,10 +1043,9 @@ def bf16_note(pipe: SinDDMPipeline) -> str | None:
     choice = choose_fast_sampling(pipe)
     if not choice.bf16_slower:
         return None
-    timings = ", ".join(f"{label} {seconds * 1000:.0f} ms" for label, seconds in choice.timings.items())
     return (
-        f"Note: --bf16 is slower than fp32 on this machine (measured per denoiser call: {timings}); without it, "
-        "Generate's fast mode picks the faster setting by itself."
+        f"Note: --bf16 is slower than fp32 on this machine (measured per denoiser call: {choice.probe_text()}); "
+        "without it, Generate's fast mode picks the faster setting by itself."
     )
 
 

@@ -86,7 +86,7 @@ def apply_sampling_options(pipe: SinDDMPipeline, args: argparse.Namespace) -> No
                 logger.warning(
                     "--dtype bf16: the probe measured bf16 slower than fp32 on this machine (%s); the exact fp32 "
                     "path or --fast is faster here.",
-                    ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in choice.timings.items()),
+                    choice.probe_text(),
                 )
         pipe.denoiser.to(DTYPES[args.dtype])
     if args.channels_last:

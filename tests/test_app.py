@@ -324,17 +324,19 @@ def test_bf16_mode_loads_a_half_precision_channels_last_denoiser_close_to_exact(
     assert 0 < np.abs(images[1] - images[0]).max() < 0.1  # bf16 noise estimates, fp32 samples
 
 
-def test_bf16_flag_of_the_launcher(monkeypatch):
+def test_bf16_and_allow_folders_flags_of_the_launcher(monkeypatch):
     launched = []
     monkeypatch.setattr(app, "BF16", False)
-    monkeypatch.setattr(
-        app,
-        "build_demo",
-        lambda: SimpleNamespace(queue=lambda **_: SimpleNamespace(launch=lambda **kwargs: launched.append(app.BF16))),
-    )
+    monkeypatch.setattr(app, "ALLOW_FOLDERS", False)
+
+    def launch(**kwargs):
+        launched.append((app.BF16, app.ALLOW_FOLDERS))
+
+    monkeypatch.setattr(app, "build_demo", lambda: SimpleNamespace(queue=lambda **_: SimpleNamespace(launch=launch)))
     app.main([])
+    app.main(["--allow_folders"])
     app.main(["--bf16"])
-    assert launched == [False, True]
+    assert launched == [(False, False), (False, True), (True, True)]
 
 
 def test_fast_generation_takes_the_probes_settings_strided_with_the_second_order_solver(files):

@@ -131,20 +131,6 @@ def test_model_names_are_bounded_normalised_and_folders_only_when_allowed(tmp_pa
     assert {app.resolve_model(name) for name in spellings} == {os.path.realpath(folder)}  # one cache entry
 
 
-def test_the_launcher_flag_allows_folders(monkeypatch):
-    launched = []
-    monkeypatch.setattr(app, "ALLOW_FOLDERS", False)
-    monkeypatch.setattr(
-        app,
-        "build_demo",
-        lambda: types.SimpleNamespace(
-            queue=lambda **_: types.SimpleNamespace(launch=lambda **kwargs: launched.append(app.ALLOW_FOLDERS))
-        ),
-    )
-    app.main(["--allow_folders"])
-    assert launched == [True]
-
-
 def test_the_fast_mode_cache_follows_the_pipelines_it_was_made_for():
     import gc
 
