@@ -13,6 +13,8 @@ MODULES = [
     "sinddm_pipeline.modeling_pyramid",
     "sinddm_pipeline.scheduling_sinddm",
     "sinddm_pipeline.training",
+    "sinddm_pipeline.training_config",
+    "sinddm_pipeline.trainer",
     "sinddm_pipeline.metrics.common",
     "sinddm_pipeline.metrics.diversity",
     "sinddm_pipeline.metrics.features",

@@ -162,7 +162,7 @@ def test_device_rng_on_the_cpu_is_the_default_stream(tmp_path, image_path):
 @pytest.mark.parametrize(("log_every", "stop_step"), [("1", 1), ("3", 3)])
 def test_max_train_minutes_stops_at_a_readback_and_saves_everything(tmp_path, image_path, caplog, log_every, stop_step):
     output_dir = tmp_path / "out"
-    caplog.set_level("INFO", logger="train_sinddm")
+    caplog.set_level("INFO", logger="sinddm_pipeline.trainer")
     args = ["--max_train_steps", "50", "--checkpointing_steps", "40", "--log_every", log_every]
     train(*argv(image_path, output_dir, *args, "--max_train_minutes", "1e-9"))
     assert [step for step, _ in json.loads((output_dir / "loss_log.json").read_text())] == list(range(1, stop_step + 1))
