@@ -2,7 +2,7 @@
 
     python benchmarks/benchmark_training.py            # dim 160, batch 32, every scale
     python benchmarks/benchmark_training.py --quick    # tiny model and batch (what CI runs)
-    python benchmarks/benchmark_training.py --bf16 --channels_last --cudnn_benchmark --fused_adam
+    python benchmarks/benchmark_training.py --mixed_precision bf16 --channels_last --cudnn_benchmark --fused_adam
     python benchmarks/benchmark_training.py --matrix   # exact fp32, then each fast path added, in one process
     python benchmarks/benchmark_training.py --matrix exact fused_adam compile --compile_mode max-autotune
 
@@ -42,6 +42,7 @@ from common import (
 )
 
 from sinddm_pipeline import SinDDMModel, SinDDMScheduler
+from sinddm_pipeline.cli_flags import add_deprecated_alias
 from sinddm_pipeline.pyramid import Pyramid
 from sinddm_pipeline.training import TrainingData, training_loss
 
@@ -51,7 +52,7 @@ VARIANT_FLAGS = {
     "exact": (),
     "channels_last": ("channels_last",),
     "bf16": ("bf16",),
-    "cudnn_tf32": ("cudnn_benchmark", "tf32"),
+    "cudnn_tf32": ("cudnn_benchmark", "allow_tf32"),
     "fused_adam": ("fused_adam",),
     "device_rng": ("device_rng",),
     "compile": ("compile",),
@@ -67,7 +68,7 @@ LABELS = {
     "device_rng": "+noise and t drawn on the GPU",
     "compile": "+torch.compile",
 }
-CUDA_ONLY = ("cudnn_benchmark", "tf32", "device_rng")  # Settings fields
+CUDA_ONLY = ("cudnn_benchmark", "allow_tf32", "device_rng")  # Settings fields
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,9 @@ class Settings:
     """The fast paths of one run; all off is the exact fp32 recipe."""
 
     channels_last: bool = False
-    bf16: bool = False
+    bf16: bool = False  # --mixed_precision bf16: autocast
     cudnn_benchmark: bool = False
-    tf32: bool = False
+    allow_tf32: bool = False
     fused_adam: bool = False
     device_rng: bool = False  # the recipe draws noise and timesteps on the CPU and copies them over
     compile: bool = False
@@ -207,10 +208,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     fast = parser.add_argument_group("fast paths (off: the exact fp32 recipe)")
-    fast.add_argument("--bf16", action="store_true", help="torch.autocast with bfloat16")
+    fast.add_argument(
+        "--mixed_precision",
+        choices=("no", "bf16"),
+        default="no",
+        help="bf16: torch.autocast while training, as train_sinddm.py's --mixed_precision (the weights stay fp32; "
+        "not sampling's --dtype, which casts them)",
+    )
+    add_deprecated_alias(fast, "--bf16", "--mixed_precision bf16", dest="mixed_precision", const="bf16")
     fast.add_argument("--channels_last", action="store_true", help="model and batches in channels_last")
     fast.add_argument("--cudnn_benchmark", action="store_true", help="torch.backends.cudnn.benchmark (CUDA only)")
-    fast.add_argument("--tf32", action="store_true", help="TF32 convolutions and matmuls (CUDA only)")
+    fast.add_argument("--allow_tf32", action="store_true", help="TF32 convolutions and matmuls (CUDA only)")
+    add_deprecated_alias(fast, "--tf32", "--allow_tf32", dest="allow_tf32", const=True)
     fast.add_argument("--fused_adam", action="store_true", help="torch.optim.Adam(fused=True)")
     fast.add_argument(
         "--device_rng", action="store_true", help="noise and timesteps drawn on the GPU, not copied (CUDA only)"
@@ -227,9 +236,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"choices: {' '.join(VARIANTS)}; 'exact' always runs first)",
     )
     args = parser.parse_args(argv)
+    args.bf16 = args.mixed_precision == "bf16"
     chosen = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
     if args.matrix is not None and chosen != Settings():
-        parser.error("--matrix sets the fast paths of each row itself: give no --bf16, --compile, ... with it")
+        parser.error(
+            "--matrix sets the fast paths of each row itself: give no --mixed_precision, --compile, ... with it"
+        )
     args.settings = chosen
     if args.quick:
         args.dim, args.batch_size, args.repeats = 8, 2, 1
@@ -242,7 +254,7 @@ def run_single(args: argparse.Namespace, device: torch.device, pyramid: Pyramid,
     scheduler = SinDDMScheduler.from_pyramid(pyramid)
     data = TrainingData.from_pyramid(pyramid, device=device)
     generator = torch.Generator().manual_seed(0)
-    with backend_flags(settings.cudnn_benchmark, settings.tf32):
+    with backend_flags(settings.cudnn_benchmark, settings.allow_tf32):
         trainer = Trainer.build(settings, args.dim, device, args.compile_mode)
         step = functools.partial(
             trainer.step, data, scheduler, batch_size=args.batch_size, crop_size=args.crop_size, generator=generator
@@ -293,7 +305,7 @@ def measure_variant(
     """A fresh model under ``settings``: its loss on the fixed batch, then the timed steps of every scale."""
     reset_peak_memory(device)
     generator = torch.Generator().manual_seed(0)
-    with backend_flags(settings.cudnn_benchmark, settings.tf32):
+    with backend_flags(settings.cudnn_benchmark, settings.allow_tf32):
         trainer = Trainer.build(settings, args.dim, device, args.compile_mode)
         start = time.perf_counter()
         loss = fixed.loss(trainer, scheduler)

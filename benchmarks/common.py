@@ -130,7 +130,7 @@ def variant_peak_memory_mb(device: torch.device) -> str:
 
 
 @contextlib.contextmanager
-def backend_flags(cudnn_benchmark: bool = False, tf32: bool = False) -> Iterator[None]:
+def backend_flags(cudnn_benchmark: bool = False, allow_tf32: bool = False) -> Iterator[None]:
     """cuDNN autotuning and TF32 (convolutions and matmuls) for the duration, restored afterwards.
 
     TF32 is off unless asked for: torch allows it in cuDNN convolutions by default, which would make the "exact fp32"
@@ -138,8 +138,8 @@ def backend_flags(cudnn_benchmark: bool = False, tf32: bool = False) -> Iterator
     """
     saved = (torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
     torch.backends.cudnn.benchmark = cudnn_benchmark
-    torch.backends.cudnn.allow_tf32 = tf32
-    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     try:
         yield
     finally:

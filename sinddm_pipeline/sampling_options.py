@@ -48,7 +48,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=sorted(DTYPES),
         default=None,
-        help="The denoiser's dtype (samples and the scheduler stay fp32); default fp32, the exact path (with "
+        help="The denoiser's weights cast to this dtype for sampling (samples and the scheduler stay fp32; not "
+        "training's --mixed_precision, which is autocast over fp32 weights); default fp32, the exact path (with "
         "--fast: the probe's choice). bf16 warns where the probe measured it slower than fp32.",
     )
     group.add_argument("--channels_last", action="store_true", help="channels_last denoiser (faster on CPU).")

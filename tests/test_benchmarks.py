@@ -5,6 +5,7 @@ import importlib
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_training_matrix_quick_mode():
     for label in ("+channels_last", "+bf16 autocast", "+fused Adam"):
         assert float(rows[label][-1]) < 1e-2, rows[label]  # the loss on the fixed batch barely moves
     assert rows["+cudnn.benchmark, TF32"][1] == "skipped"
-    assert "skipped --cudnn_benchmark, --tf32: CUDA only" in out
+    assert "skipped --cudnn_benchmark, --allow_tf32: CUDA only" in out
     assert "device: CPU" in out and "UTC" in out
 
 
@@ -77,7 +78,11 @@ def test_sampling_matrix_quick_mode():
 @pytest.mark.parametrize(
     ("script", "options", "reason"),
     [
-        ("benchmark_training.py", ["--cudnn_benchmark", "--tf32", "--bf16"], "skipped --cudnn_benchmark, --tf32"),
+        (
+            "benchmark_training.py",
+            ["--cudnn_benchmark", "--allow_tf32", "--mixed_precision", "bf16"],
+            "skipped --cudnn_benchmark, --allow_tf32",
+        ),
         ("benchmark_sampling.py", ["--cuda_graphs", "--batch_sizes", "1"], "skipped --cuda_graphs"),
     ],
 )
@@ -95,6 +100,22 @@ def test_matrix_refuses_per_run_fast_path_options(module, option, monkeypatch, c
     with pytest.raises(SystemExit) as exit_info:
         benchmark.parse_args(["--matrix", option])
     assert exit_info.value.code == 2 and "--matrix sets the fast paths of each row itself" in capsys.readouterr().err
+
+
+def test_old_training_benchmark_flags_still_work_and_warn(monkeypatch):
+    """--tf32 and --bf16 are deprecated spellings of --allow_tf32 and --mixed_precision bf16 (autocast)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    benchmark = importlib.import_module("benchmark_training")
+    with pytest.warns(FutureWarning) as caught:
+        old = benchmark.parse_args(["--tf32", "--bf16"])
+    messages = [str(warning.message) for warning in caught]
+    assert "--tf32 is deprecated and will be removed: use --allow_tf32." in messages
+    assert "--bf16 is deprecated and will be removed: use --mixed_precision bf16." in messages
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spellings do not warn
+        new = benchmark.parse_args(["--allow_tf32", "--mixed_precision", "bf16"])
+    assert old.settings == new.settings and new.settings.allow_tf32 and new.settings.bf16
+    assert benchmark.parse_args([]).settings == benchmark.Settings()
 
 
 def test_fast_sampling_rows_and_noise_floor():

@@ -15,6 +15,7 @@ MODULES = [
     "sinddm_pipeline.training",
     "sinddm_pipeline.training_config",
     "sinddm_pipeline.trainer",
+    "sinddm_pipeline.cli_flags",
     "sinddm_pipeline.metrics.common",
     "sinddm_pipeline.metrics.diversity",
     "sinddm_pipeline.metrics.features",
