@@ -6,8 +6,7 @@ from .modeling_sinddm import SinDDMModel, SinDDMModelOutput
 from .pipeline_sinddm import SinDDMPipeline
 from .pipeline_sinddm_img2img import SinDDMImg2ImgPipeline
 from .scheduling_sinddm import SinDDMScheduler, SinDDMSchedulerOutput
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 # The CLIP pipeline imports transformers, which takes seconds: it is imported on first use.
 _LAZY = {"SinDDMCLIPPipeline": "pipeline_sinddm_clip", "SinDDMCLIPPipelineOutput": "pipeline_sinddm_clip"}

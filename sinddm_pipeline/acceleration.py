@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-HALF_DTYPES = (torch.float16, torch.bfloat16)
+from .dtypes import HALF_DTYPES, quiet_dtype_cast
 
 
 class CUDAGraphDenoiser:
@@ -183,7 +183,8 @@ class FastInferenceMixin:
         from .scheduling_sinddm import SinDDMScheduler
 
         choice = choose_fast_sampling(self, timer)
-        self.denoiser.to(choice.dtype)
+        with quiet_dtype_cast():
+            self.denoiser.to(choice.dtype)
         if choice.channels_last:
             self.denoiser.to(memory_format=torch.channels_last)
         if self.scheduler.config.solver_order != choice.solver_order:

@@ -30,13 +30,14 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from . import __version__, metrics
+from . import metrics
 from .generate import next_free_path
 from .image_io import load_training_image
 from .metrics.common import MetricResult, to_batch
 from .metrics.weights import WeightsUnavailableError
 from .pipeline_sinddm import SinDDMPipeline
 from .sampling_options import add_sampling_arguments, apply_sampling_options, sampling_record, steps_argument
+from .version import __version__
 
 METRICS = ("pixel_diversity", "lpips_diversity", "sifid_vgg", "patch_swd", "colour_distance", "sharpness", "sifid")
 

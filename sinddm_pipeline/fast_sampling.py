@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .dtypes import quiet_dtype_cast
+
 FAST_STEPS = (10, 6, 5, 4, 3)
 """Steps per scale, coarsest first, with the second-order solver; scales past the fifth take the last count. On the
 shipped model: every metric within 10% of the exact path's (benchmarks/RESULTS.md), 263 -> 28 steps."""
@@ -128,7 +130,8 @@ def probe_denoiser(denoiser: torch.nn.Module, sample_shape: tuple[int, ...], sca
     sample = torch.randn(sample_shape, generator=torch.Generator().manual_seed(0)).to(device)
     timings: dict[str, float] = {}
     for label, dtype, channels_last in CANDIDATES:
-        candidate = copy.deepcopy(denoiser).to(dtype).eval()
+        with quiet_dtype_cast():
+            candidate = copy.deepcopy(denoiser).to(dtype).eval()
         if channels_last:
             candidate.to(memory_format=torch.channels_last)
         model_input = sample.to(dtype)

@@ -3,72 +3,21 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
-from PIL import Image
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 
-from .acceleration import FastInferenceMixin
-from .limits import check_generator, check_output_size
-from .modeling_patch_denoiser import SinDDMPatchDenoiser
-from .modeling_pyramid import SinDDMPyramid
-from .modeling_sinddm import SinDDMModel
+from .limits import check_output_size
+from .pipeline_sinddm_base import SinDDMPipelineBase, StepGuidance
 from .pyramid import DEFAULT_MAX_PIXELS
 from .retargeting import Stage, plan_stages
 from .roi import ROIGuidance, check_roi_arguments
-from .scheduling_sinddm import SinDDMScheduler
-
-OUTPUT_TYPES = ("pil", "np", "pt")
 
 logger = logging.getLogger(__name__)
 
 
-def check_components(
-    scheduler: SinDDMScheduler, pyramid: SinDDMPyramid, denoiser: SinDDMModel | SinDDMPatchDenoiser | None = None
-) -> None:
-    """Refuse a pyramid and a scheduler that describe different scales, or a training-free denoiser built for
-    another schedule (every SinDDM pipeline checks its components with this). A [`SinDDMPatchDenoiser`] gets the
-    pyramid's images here: its references are the pipeline's pyramid."""
-    if pyramid.config.scale_sizes != scheduler.config.scale_sizes:
-        raise ValueError(
-            "The pyramid and the scheduler describe different scales: "
-            f"{pyramid.config.scale_sizes} vs {scheduler.config.scale_sizes}."
-        )
-    # duck-typed: vanilla diffusers loads the shipped code once per component folder, so the denoiser's class
-    # may be another copy of SinDDMPatchDenoiser than this module's
-    if hasattr(denoiser, "set_pyramid"):
-        denoiser.check_schedule(scheduler)
-        denoiser.set_pyramid(pyramid)
-
-
-class _DropEmptyFp32Warning(logging.Filter):
-    """diffusers' ModelMixin.to(dtype) warns "modules ... should be kept in float32: []" even when the list is empty
-    (every `pipe.to(dtype=...)`, `from_pipe` and half-precision cast of our models would print it)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "should be kept in float32: []" not in record.getMessage()
-
-
-logging.getLogger("diffusers.models.modeling_utils").addFilter(_DropEmptyFp32Warning())
-
-
-def postprocess(images: torch.Tensor, output_type: str) -> list[Image.Image] | np.ndarray | torch.Tensor:
-    """[-1, 1] NCHW tensors to "pt" ([0, 1] NCHW), "np" ([0, 1] NHWC float32) or "pil" images."""
-    images = (images / 2 + 0.5).clamp(0, 1)
-    if output_type == "pt":
-        return images
-    array = images.float().cpu().permute(0, 2, 3, 1).numpy()
-    if output_type == "np":
-        return array
-    return DiffusionPipeline.numpy_to_pil(array)
-
-
-class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
+class SinDDMPipeline(SinDDMPipelineBase):
     r"""Generate images like the single training image of a SinDDM model, at its size or any other.
 
     Components:
@@ -80,15 +29,6 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
     Two ways to get one: `from_pretrained` (a trained model, from a folder or the Hub) or `from_image` (any image,
     no training).
     """
-
-    model_cpu_offload_seq = "denoiser"
-
-    def __init__(
-        self, denoiser: SinDDMModel | SinDDMPatchDenoiser, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid
-    ):
-        super().__init__()
-        check_components(scheduler, pyramid, denoiser)
-        self.register_modules(denoiser=denoiser, scheduler=scheduler, pyramid=pyramid)
 
     @classmethod
     def from_image(cls, image, max_pixels: int = DEFAULT_MAX_PIXELS, **denoiser_options) -> SinDDMPipeline:
@@ -123,26 +63,6 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
 
         return cls(**training_free_components(image, max_pixels, **denoiser_options))
 
-    @classmethod
-    def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> DiffusionPipeline:
-        """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
-        e.g. ``SinDDMPipeline.from_pipe(img2img_pipe)``. Note that diffusers casts the models to ``torch_dtype``
-        (float32 unless given)."""
-        return super().from_pipe(pipeline, **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> SinDDMPipeline:
-        """diffusers' `DiffusionPipeline.from_pretrained` (a folder or a Hub repo id, online or from the cache).
-
-        A repo pushed with `push_to_hub` ships code for vanilla diffusers (``trust_remote_code=True``); here it loads
-        with this package's classes, without running that code. Of the keyword arguments, a folder or repo with
-        shipped code uses the Hub ones (``cache_dir``, ``revision``, ``token``, ...), components and
-        ``torch_dtype``.
-        """
-        from .remote_code import load_pipeline
-
-        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
-
     def push_to_hub(
         self,
         repo_id: str,
@@ -156,7 +76,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         **folder_kwargs,
     ) -> str:
         """Upload the pipeline to the Hub with a model card, the training image, a sample grid and its code (so that
-        vanilla diffusers loads it with ``trust_remote_code=True``); see `sinddm_pipeline.hub.prepare_hub_folder`.
+        vanilla diffusers loads it with ``trust_remote_code=True``); see `hub_folder.prepare_hub_folder`.
 
         Same arguments as diffusers' `PushToHubMixin.push_to_hub` (safetensors only, no ``variant`` or
         ``subfolder``), plus ``training_args``, ``num_grid_samples``, ``seed`` and ``license`` for the card.
@@ -169,7 +89,7 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         """
         if not safe_serialization or variant is not None or subfolder is not None:
             raise ValueError("SinDDMPipeline.push_to_hub uploads safetensors only, without variant or subfolder.")
-        from .hub import push_to_hub
+        from .hub_folder import push_to_hub
 
         return push_to_hub(
             self,
@@ -181,12 +101,6 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             **folder_kwargs,
         )
 
-    def check_inputs(self, batch_size: int, output_type: str) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-
     def plan(
         self,
         height_scale: float = 1.0,
@@ -197,45 +111,6 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
         """The generation stages (model scale and (height, width)) for these size arguments; see `__call__`."""
         config = self.scheduler.config
         return plan_stages(config.scale_sizes, config.scale_factor, height_scale, width_scale, height, width)
-
-    def denoise_stage(
-        self,
-        sample: torch.Tensor,
-        stage: Stage,
-        blurry: torch.Tensor | None,
-        generator: torch.Generator | list[torch.Generator] | None,
-        progress_bar=None,
-        guidance: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        num_inference_steps: int | None = None,
-    ) -> torch.Tensor:
-        """Run the denoising loop of one stage on ``sample`` (already noised to the stage's start timestep).
-
-        ``guidance``, when given, edits every clean-image estimate (at scales > 0 with reblurring: the deblurred
-        one) before the step uses it (ROI-guided generation).
-        """
-        self.scheduler.set_timesteps(scale=stage.scale, num_inference_steps=num_inference_steps, device=sample.device)
-        # plain ints: reading a device tensor's value each step would synchronise a GPU every step
-        for t in self.scheduler.timesteps.tolist():
-            noise_pred = self.predict_noise(sample, t, stage.scale, blurry)
-            pred = None
-            if guidance is not None:
-                pred = self.scheduler.predict_original_sample(noise_pred, t, sample)
-                if stage.scale > 0 and self.scheduler.config.reblurring:
-                    pred = self.scheduler.deblur(pred, blurry, t, stage.scale)
-                pred = guidance(pred)
-            sample = self.scheduler.step(
-                noise_pred,
-                t,
-                sample,
-                scale=stage.scale,
-                blurry_sample=blurry,
-                pred_original_sample=pred,
-                generator=generator,
-            ).prev_sample
-            sample = self.end_step(t, sample)
-            if progress_bar is not None:
-                progress_bar.update()
-        return sample
 
     def prepare_roi(
         self,
@@ -365,39 +240,33 @@ class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline):
             >>> roi = pipe(roi_source_box=(40, 60, 40, 50), roi_target_boxes=[(100, 10, 40, 50), (100, 150, 40, 50)])
             ```
         """
-        self.check_inputs(batch_size, output_type)
-        check_generator(generator, batch_size)
+        self.check_call_inputs(batch_size, output_type, generator)
         num_inference_steps = self.default_num_inference_steps(num_inference_steps)
         steps = self.check_num_inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
         check_output_size(batch_size, *stages[-1].size)
-        device = self._execution_device
-        dtype = self.sample_dtype
-        roi = self.prepare_roi(roi_source_box, roi_target_boxes, stages, device, dtype)
+        roi = self.prepare_roi(roi_source_box, roi_target_boxes, stages, self._execution_device, self.sample_dtype)
 
-        def guidance(index: int, stage: Stage) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        def guidance(index: int, stage: Stage) -> StepGuidance | None:
             if roi is None or not roi.guides(index):
                 return None
-            return lambda estimate: roi.apply(estimate, index, stage.scale)
+            return self.estimate_guidance(lambda estimate, t: roi.apply(estimate, index, stage.scale), stage.scale)
 
-        sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
+        sample = self.start_sample((batch_size, 3, *stages[0].size), generator)
         total = self._num_timesteps = self.num_steps(stages, num_inference_steps)
         with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
             total=total
         ) as progress_bar:
-            sample = self.denoise_stage(
-                sample, stages[0], None, generator, progress_bar, guidance(0, stages[0]), steps[stages[0].scale]
+            sample = self.denoise_stages(
+                sample,
+                stages,
+                generator=generator,
+                num_inference_steps=steps,
+                guidance=guidance,
+                progress_bar=progress_bar,
             )
-            for index, stage in enumerate(stages[1:], start=1):
-                blurry = F.interpolate(sample, size=stage.size, mode="bilinear", align_corners=False)
-                noise = randn_tensor(blurry.shape, generator=generator, device=device, dtype=dtype)
-                sample = self.scheduler.add_noise(blurry, noise, self.scheduler.start_timesteps[stage.scale])
-                sample = self.denoise_stage(
-                    sample, stage, blurry, generator, progress_bar, guidance(index, stage), steps[stage.scale]
-                )
 
-        images = postprocess(sample, output_type)
-        self.maybe_free_model_hooks()
+        images = self.finish(sample, output_type)
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)

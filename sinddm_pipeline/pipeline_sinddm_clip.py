@@ -15,7 +15,6 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPModel, CLIPTokenizer
 
-from .acceleration import FastInferenceMixin
 from .clip_guidance import (
     COARSE_TEMPLATES,
     FINE_TEMPLATES,
@@ -25,11 +24,11 @@ from .clip_guidance import (
     normalized_step,
     thresholded_grad,
 )
-from .limits import check_generator, check_output_size
+from .limits import check_output_size
 from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
-from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess
+from .pipeline_sinddm_base import SinDDMPipelineBase, StepGuidance
 from .retargeting import Stage, plan_stages
 from .roi import check_box
 from .scheduling_sinddm import SinDDMScheduler
@@ -137,7 +136,7 @@ def _check_unit_interval(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be a number in [0, 1] (or None for the mode's default), got {value!r}.")
 
 
-class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
+class SinDDMCLIPPipeline(SinDDMPipelineBase):
     r"""Text-guided SinDDM with CLIP (SPEC §7): content, style generation, text style transfer and ROI text edits.
 
     Every mode samples with plain DDPM steps at all scales (no reblurring, as the reference's CLIP modes), and at
@@ -199,12 +198,9 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
         clip_model: CLIPModel,
         tokenizer: CLIPTokenizer,
     ):
-        super().__init__()
-        check_components(scheduler, pyramid, denoiser)
+        super().__init__(denoiser, scheduler, pyramid)
         clip_model.eval().requires_grad_(False)
-        self.register_modules(
-            denoiser=denoiser, scheduler=scheduler, pyramid=pyramid, clip_model=clip_model, tokenizer=tokenizer
-        )
+        self.register_modules(clip_model=clip_model, tokenizer=tokenizer)
 
     # ----------------------------------------------------------------------------------------------------------
     # construction
@@ -253,9 +249,7 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                         "clip_model_name_or_path= a Hub id or a local folder holding both (offline: a local folder, "
                         "or HF_HUB_OFFLINE=1 with the model in the Hub cache)."
                     ) from error
-        from .remote_code import load_pipeline
-
-        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------------
     # inputs
@@ -280,15 +274,11 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
         _check_unit_interval("strength", strength)
         _check_unit_interval("fill_factor", fill_factor)
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+        self.check_call_inputs(batch_size, output_type, generator)
         if isinstance(num_augmentations, bool) or not isinstance(num_augmentations, int) or num_augmentations < 1:
             raise ValueError(
                 f"num_augmentations must be an int >= 1 (the reference uses 16), got {num_augmentations!r}."
             )
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        check_generator(generator, batch_size)
         if mode == "roi":
             if roi_box is None:
                 raise ValueError("mode 'roi' needs roi_box=(y, x, h, w): the region of the training image to edit.")
@@ -433,9 +423,8 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                     prompt, mode, settings, strength, fill_factor, stages, batch_size, guide, generator, generators
                 )
 
-        images = postprocess(sample, output_type)
+        images = self.finish(sample, output_type)
         masks = postprocess_masks(mask, output_type)
-        self.maybe_free_model_hooks()
         if not return_dict:
             return (images, masks)
         return SinDDMCLIPPipelineOutput(images=images, masks=masks)
@@ -477,48 +466,43 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
             # the training image at the second-finest scale stands in for the generated coarser scales
             stages = stages[-1:]
             start = self.pyramid.image(finest - 1).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
-            sample = F.interpolate(start, size=stages[0].size, mode="bilinear", align_corners=False)
-            noise = randn_tensor(sample.shape, generator=generator, device=device, dtype=dtype)
-            sample = self.scheduler.add_noise(sample, noise, self.scheduler.start_timesteps[finest])
+            sample, _ = self.renoise(start, stages[0], generator)
         else:
-            sample = randn_tensor((batch_size, 3, *stages[0].size), generator=generator, device=device, dtype=dtype)
+            sample = self.start_sample((batch_size, 3, *stages[0].size), generator)
 
-        mask = previous = blurry = None
+        state: dict[str, torch.Tensor | None] = {"mask": None, "previous": None}
+
+        def guidance(index: int, stage: Stage) -> StepGuidance | None:
+            if stage.scale not in guided:
+                return None
+            text = embeddings["fine" if stage.scale > 0 else "coarse"]
+
+            def edit(estimate: torch.Tensor, t: int) -> torch.Tensor | None:
+                if stage.scale == finest and t < settings.stop_guidance:
+                    return None
+                mask, previous = state["mask"], state["previous"]
+                if mask is not None and mask.shape[-2:] != estimate.shape[-2:]:  # made at a coarser stage
+                    mask = F.interpolate(mask, size=stage.size, mode="bilinear", align_corners=False)
+                    previous = F.interpolate(previous, size=stage.size, mode="bilinear", align_corners=False)
+                estimate, mask = self.guide_estimate(
+                    estimate, guide, text, generators, strength, fill_factor, settings.blend, mask, previous
+                )
+                state.update(mask=mask, previous=estimate)
+                return estimate
+
+            return self.estimate_guidance(edit, stage.scale, reblurring=False)
+
         total = self._num_timesteps = sum(self.scheduler.start_timesteps[stage.scale] for stage in stages)
         with self.progress_bar(total=total) as progress_bar:
-            for index, stage in enumerate(stages):
-                if index > 0:
-                    blurry = F.interpolate(sample, size=stage.size, mode="bilinear", align_corners=False)
-                    noise = randn_tensor(blurry.shape, generator=generator, device=device, dtype=dtype)
-                    sample = self.scheduler.add_noise(blurry, noise, self.scheduler.start_timesteps[stage.scale])
-                    if mask is not None:
-                        mask = F.interpolate(mask, size=stage.size, mode="bilinear", align_corners=False)
-                        previous = F.interpolate(previous, size=stage.size, mode="bilinear", align_corners=False)
-                text = embeddings.get("fine" if stage.scale > 0 else "coarse")
-                self.scheduler.set_timesteps(scale=stage.scale, device=device)
-                for t in self.scheduler.timesteps:
-                    noise_pred = self.predict_noise(sample, t, stage.scale, blurry)
-                    estimate = None
-                    if stage.scale in guided and (stage.scale < finest or int(t) >= settings.stop_guidance):
-                        estimate = self.scheduler.predict_original_sample(noise_pred, t, sample)
-                        estimate, mask = self.guide_estimate(
-                            estimate, guide, text, generators, strength, fill_factor, settings.blend, mask, previous
-                        )
-                        previous = estimate
-                    sample = self.scheduler.step(
-                        noise_pred,
-                        t,
-                        sample,
-                        scale=stage.scale,
-                        pred_original_sample=estimate,
-                        reblurring=False,
-                        generator=generator,
-                    ).prev_sample
-                    sample = self.end_step(t, sample)
-                    progress_bar.update()
+            sample = self.denoise_stages(
+                sample, stages, generator=generator, reblurring=False, guidance=guidance, progress_bar=progress_bar
+            )
 
+        mask = state["mask"]
         if mask is None:
-            mask = torch.zeros_like(sample[:, :1])
+            return sample, torch.zeros_like(sample[:, :1])
+        if mask.shape[-2:] != sample.shape[-2:]:  # made at a coarser stage, the finer ones unguided
+            mask = F.interpolate(mask, size=sample.shape[-2:], mode="bilinear", align_corners=False)
         return sample, mask
 
     def edit_roi(
@@ -551,14 +535,14 @@ class SinDDMCLIPPipeline(FastInferenceMixin, DiffusionPipeline):
                     progress_bar.update()
                 image[..., y : y + h, x : x + w] = region
 
-            self.scheduler.set_timesteps(scale=finest, start_timestep=start_timestep, device=device)
             noise = randn_tensor(image.shape, generator=generator, device=device, dtype=dtype)
             sample = self.scheduler.add_noise(image, noise, start_timestep)
-            for t in self.scheduler.timesteps:
-                noise_pred = self.predict_noise(sample, t, finest)
-                sample = self.scheduler.step(
-                    noise_pred, t, sample, scale=finest, reblurring=False, generator=generator
-                ).prev_sample
-                sample = self.end_step(t, sample)
-                progress_bar.update()
+            sample = self.denoise_stage(
+                sample,
+                finest,
+                generator=generator,
+                start_timestep=start_timestep,
+                reblurring=False,
+                progress_bar=progress_bar,
+            )
         return sample, mask

@@ -7,21 +7,16 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
+from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from skimage.exposure import match_histograms
 from skimage.filters import gaussian
 from skimage.morphology import dilation, disk
 
-from .acceleration import FastInferenceMixin
 from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
-from .limits import check_generator, check_output_size
-from .modeling_patch_denoiser import SinDDMPatchDenoiser
-from .modeling_pyramid import SinDDMPyramid
-from .modeling_sinddm import SinDDMModel
-from .pipeline_sinddm import OUTPUT_TYPES, check_components, postprocess
-from .scheduling_sinddm import SinDDMScheduler
+from .limits import check_output_size
+from .pipeline_sinddm_base import GuidedEstimate, SinDDMPipelineBase
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +57,7 @@ def histogram_match(image: Image.Image, reference: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(matched), 0, 255).astype(np.uint8))
 
 
-class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
+class SinDDMImg2ImgPipeline(SinDDMPipelineBase):
     r"""Image-guided SinDDM: style transfer (a content image in the training image's style) and harmonization (an
     object pasted into an image made to match it), with the components of [`SinDDMPipeline`].
 
@@ -98,47 +93,18 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
         >>> generation = SinDDMPipeline.from_pipe(pipe)  # random samples with the same weights
     """
 
-    model_cpu_offload_seq = "denoiser"
-
-    def __init__(
-        self, denoiser: SinDDMModel | SinDDMPatchDenoiser, scheduler: SinDDMScheduler, pyramid: SinDDMPyramid
-    ):
-        super().__init__()
-        check_components(scheduler, pyramid, denoiser)
-        self.register_modules(denoiser=denoiser, scheduler=scheduler, pyramid=pyramid)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> SinDDMImg2ImgPipeline:
-        """As [`SinDDMPipeline.from_pretrained`]: a folder or a Hub repo id, shipped remote code never run."""
-        from .remote_code import load_pipeline
-
-        return load_pipeline(cls, pretrained_model_name_or_path, **kwargs)
-
-    @classmethod
-    def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> DiffusionPipeline:
-        """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
-        e.g. ``SinDDMImg2ImgPipeline.from_pipe(sinddm_pipe)``. Note that diffusers casts the models to
-        ``torch_dtype`` (float32 unless given)."""
-        return super().from_pipe(pipeline, **kwargs)
-
     def check_inputs(
-        self, start_timestep: int | None, match_histogram: bool | None, batch_size: int, output_type: str
+        self,
+        start_timestep: int | None,
+        match_histogram: bool | None,
+        batch_size: int,
+        output_type: str,
+        generator: torch.Generator | list[torch.Generator] | None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-        if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
-        num_timesteps = self.scheduler.config.num_train_timesteps
-        if start_timestep is not None and (
-            isinstance(start_timestep, bool)
-            or not isinstance(start_timestep, int)
-            or not 1 <= start_timestep <= num_timesteps
-        ):
-            raise ValueError(
-                f"start_timestep must be an int in [1, {num_timesteps}] (or None for the default: "
-                f"{STYLE_TRANSFER_TIMESTEP} for style transfer, {HARMONIZATION_TIMESTEP} for harmonization), "
-                f"got {start_timestep!r}."
-            )
+        self.check_call_inputs(batch_size, output_type, generator)
+        self.check_start_timestep(
+            start_timestep, f"{STYLE_TRANSFER_TIMESTEP} for style transfer, {HARMONIZATION_TIMESTEP} for harmonization"
+        )
         if match_histogram is not None and not isinstance(match_histogram, bool):
             raise ValueError(f"match_histogram must be True, False or None (the default), got {match_histogram!r}.")
 
@@ -160,32 +126,13 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
             rgb = histogram_match(rgb, self.pyramid.pil(self.pyramid.num_scales - 1))
         return rgb, weight
 
-    def denoise(
-        self,
-        sample: torch.Tensor,
-        scale: int,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        progress_bar=None,
-    ) -> torch.Tensor:
-        """The denoising loop from ``sample`` (noised to the start timestep set by ``scheduler.set_timesteps``).
-
-        At scales > 0 this is the reblurring step with gamma = 0: the clean estimate x0 is passed both as the
-        deblurred estimate and as the blurry image, so neither blur mix changes it. At scale 0 (a one-scale
-        model) it is the plain DDPM step.
-        """
-        for t in self.scheduler.timesteps:
-            noise_pred = self.predict_noise(sample, t, scale)
-            if scale > 0:
-                x0 = self.scheduler.predict_original_sample(noise_pred, t, sample)
-                output = self.scheduler.step(
-                    noise_pred, t, sample, scale=scale, blurry_sample=x0, pred_original_sample=x0, reblurring=True
-                )
-            else:
-                output = self.scheduler.step(noise_pred, t, sample, scale=0, generator=generator)
-            sample = self.end_step(t, output.prev_sample)
-            if progress_bar is not None:
-                progress_bar.update()
-        return sample
+    def blur_free_step(
+        self, noise_pred: torch.Tensor, t: int, sample: torch.Tensor, blurry: torch.Tensor | None
+    ) -> GuidedEstimate:
+        """The reblurring step with gamma = 0 (a [`StepGuidance`] hook): the clean estimate x0 is passed both as the
+        deblurred estimate and as the blurry image, so neither blur mix changes it."""
+        x0 = self.scheduler.predict_original_sample(noise_pred, t, sample)
+        return GuidedEstimate(x0, x0)
 
     @torch.no_grad()
     def __call__(
@@ -239,13 +186,12 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
             >>> harmonized = pipe(composite, mask_image=mask).images[0]  # doctest: +SKIP
             ```
         """
-        self.check_inputs(start_timestep, match_histogram, batch_size, output_type)
+        self.check_inputs(start_timestep, match_histogram, batch_size, output_type, generator)
         harmonize = mask_image is not None
         if start_timestep is None:
             start_timestep = HARMONIZATION_TIMESTEP if harmonize else STYLE_TRANSFER_TIMESTEP
         if match_histogram is None:
             match_histogram = not harmonize
-        check_generator(generator, batch_size)
         rgb, weight = self.prepare_inputs(image, mask_image, match_histogram)
         check_output_size(batch_size, rgb.height, rgb.width)
 
@@ -255,14 +201,22 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
         start = (array * 2 - 1).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
         scale = self.scheduler.num_scales - 1
 
-        self.scheduler.set_timesteps(scale=scale, start_timestep=start_timestep, device=device)
         noise = randn_tensor(start.shape, generator=generator, device=device, dtype=dtype)
         sample = self.scheduler.add_noise(start, noise, start_timestep)
-        self._num_timesteps = len(self.scheduler.timesteps)
+        self._num_timesteps = start_timestep
         with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
             total=self._num_timesteps
         ) as progress_bar:
-            sample = self.denoise(sample, scale, generator, progress_bar)
+            # at scales > 0 the reblurring step without its blur (gamma = 0); a one-scale model: plain DDPM steps
+            sample = self.denoise_stage(
+                sample,
+                scale,
+                generator=generator,
+                start_timestep=start_timestep,
+                reblurring=scale > 0,
+                guidance=self.blur_free_step if scale > 0 else None,
+                progress_bar=progress_bar,
+            )
 
         if weight is not None:
             m = torch.from_numpy(weight).to(device=device, dtype=sample.dtype)[None, None]
@@ -270,8 +224,7 @@ class SinDDMImg2ImgPipeline(FastInferenceMixin, DiffusionPipeline):
             kept = ((start.to(sample.dtype) + 1) / 2).clamp(0, 1)
             sample = (m * result + (1 - m) * kept) * 2 - 1
 
-        images = postprocess(sample, output_type)
-        self.maybe_free_model_hooks()
+        images = self.finish(sample, output_type)
         if not return_dict:
             return (images,)
         return ImagePipelineOutput(images=images)

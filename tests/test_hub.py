@@ -19,7 +19,7 @@ from PIL import Image
 
 from sinddm_pipeline import SinDDMImg2ImgPipeline, SinDDMModel, SinDDMPipeline
 from sinddm_pipeline.hub import model_card, prepare_hub_folder, push_to_hub
-from sinddm_pipeline.remote_code import has_remote_code, load_native, load_pipeline
+from sinddm_pipeline.loading import has_remote_code, load_native, load_pipeline
 
 PIPELINE_FILES = {
     "model_index.json",

@@ -145,7 +145,7 @@ def test_bad_input_raises_a_value_error_naming_the_argument(tiny_pipe, kwargs, a
 
 
 def test_limits_are_checked_before_anything_is_allocated(tiny_pipe, monkeypatch):
-    import sinddm_pipeline.pipeline_sinddm as module
+    import sinddm_pipeline.pipeline_sinddm_base as module  # where the pipelines draw their noise
 
     def no_allocation(*args, **kwargs):
         raise AssertionError("allocated before the limits were checked")

@@ -94,8 +94,9 @@ def test_identity_guidance_changes_nothing():
     blurry = torch.rand(1, 3, *stage.size) * 2 - 1
     start = pipe.scheduler.add_noise(blurry, torch.randn(blurry.shape), pipe.scheduler.start_timesteps[1])
     with torch.no_grad():
-        plain = pipe.denoise_stage(start, stage, blurry, None)
-        guided = pipe.denoise_stage(start, stage, blurry, None, guidance=lambda estimate: estimate)
+        plain = pipe.denoise_stage(start, stage.scale, blurry=blurry)
+        identity = pipe.estimate_guidance(lambda estimate, t: estimate, stage.scale)
+        guided = pipe.denoise_stage(start, stage.scale, blurry=blurry, guidance=identity)
     assert torch.equal(plain, guided)
 
 
