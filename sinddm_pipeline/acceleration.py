@@ -102,6 +102,14 @@ class FastInferenceMixin:
     _step_callback: Callable | None = None
     _step_index: int = 0
     _num_timesteps: int | None = None
+    _interrupt: bool = False
+
+    @property
+    def interrupt(self) -> bool:
+        """Set ``pipe._interrupt = True`` in ``callback_on_step_end`` to stop the call after that step (as in
+        diffusers' pipelines): no further step runs, at any scale, and the call returns the sample as it is then
+        (at the size of the scale it stopped at)."""
+        return self._interrupt
 
     @property
     def num_timesteps(self) -> int | None:
@@ -127,6 +135,7 @@ class FastInferenceMixin:
                 f"callback_on_step_end_tensor_inputs may name {list(CALLBACK_TENSOR_INPUTS)}, got {unknown}."
             )
         self._step_callback, self._step_index, self._callback_names = callback_on_step_end, 0, names
+        self._interrupt = False
         try:
             yield
         finally:

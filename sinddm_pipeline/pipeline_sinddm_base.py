@@ -241,6 +241,8 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         )
         # plain ints: reading a device tensor's value each step would synchronise a GPU every step
         for t in self.scheduler.timesteps.tolist():
+            if self.interrupt:
+                break
             noise_pred = self.predict_noise(sample, t, scale, blurry)
             guided = None if guidance is None else guidance(noise_pred, t, sample, blurry)
             sample = self.scheduler.step(
@@ -284,6 +286,8 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             progress_bar: updated once per step.
         """
         for index, stage in enumerate(stages):
+            if self.interrupt:
+                break
             if index > 0:
                 sample, blurry = self.renoise(sample, stage, generator)
             sample = self.denoise_stage(

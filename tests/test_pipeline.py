@@ -270,3 +270,22 @@ def test_callback_on_step_end_sees_every_step_and_can_replace_the_sample(tiny_pi
         run(callback_on_step_end="print")
     with pytest.raises(ValueError, match=r"may name \['sample'\], got \['latents'\]"):
         run(callback_on_step_end=record, callback_on_step_end_tensor_inputs=["latents"])
+
+
+def test_callback_on_step_end_can_stop_the_call_early(tiny_pipe):
+    """diffusers' convention: a callback sets ``pipe._interrupt = True``; no step runs after it, at any scale."""
+    seen = []
+
+    def stop_after_three(pipe, step_index, timestep, callback_kwargs):
+        seen.append(callback_kwargs["sample"].shape)
+        if step_index == 2:
+            pipe._interrupt = True
+        return {}
+
+    images = tiny_pipe(
+        generator=torch.Generator().manual_seed(0), output_type="pt", callback_on_step_end=stop_after_three
+    ).images
+    assert len(seen) == 3 and tiny_pipe.interrupt
+    assert images.shape == (1, 3, 48, 64)  # stopped at the coarsest scale: its sample, as it was
+    full = tiny_pipe(generator=torch.Generator().manual_seed(0), output_type="pt", num_inference_steps=4).images
+    assert full.shape == (1, 3, 72, 96) and not tiny_pipe.interrupt  # the next call starts afresh
