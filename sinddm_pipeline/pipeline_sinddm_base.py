@@ -173,6 +173,17 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         """Pure noise of ``shape`` on the pipeline's device, in `sample_dtype`: the start of a generation."""
         return randn_tensor(tuple(shape), generator=generator, device=self._execution_device, dtype=self.sample_dtype)
 
+    def training_image(self, scale: int, batch_size: int = 1) -> torch.Tensor:
+        """The training image at ``scale`` (the pyramid's), ``batch_size`` times, in [-1, 1] on the pipeline's device
+        and in `sample_dtype`: where image-guided tasks start."""
+        image = self.pyramid.image(scale).to(device=self._execution_device, dtype=self.sample_dtype)
+        return image.repeat(batch_size, 1, 1, 1)
+
+    def noised(self, image: torch.Tensor, timestep: int, generator: Generator) -> torch.Tensor:
+        """``image`` noised to ``timestep`` (the forward process), the noise drawn from ``generator``."""
+        noise = randn_tensor(image.shape, generator=generator, device=image.device, dtype=image.dtype)
+        return self.scheduler.add_noise(image, noise, timestep)
+
     def renoise(
         self, previous: torch.Tensor, stage: Stage, generator: Generator, start_timestep: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,9 +192,8 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         The blurry image is ``previous`` up-sampled (bilinear) to the stage's size; the sample is it noised to the
         stage's start timestep (t_i, or ``start_timestep``)."""
         blurry = F.interpolate(previous, size=stage.size, mode="bilinear", align_corners=False)
-        noise = randn_tensor(blurry.shape, generator=generator, device=blurry.device, dtype=blurry.dtype)
         start = self.scheduler.start_timesteps[stage.scale] if start_timestep is None else start_timestep
-        return self.scheduler.add_noise(blurry, noise, start), blurry
+        return self.noised(blurry, start, generator), blurry
 
     def estimate_guidance(
         self,

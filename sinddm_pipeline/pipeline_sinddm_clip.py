@@ -11,7 +11,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from transformers import CLIPModel, CLIPTokenizer
 
@@ -116,6 +115,17 @@ def guidance_generators(
         fresh.seed()
         return [fresh] * batch_size
     return [derived_generator(generator)] * batch_size
+
+
+@dataclass
+class TextGuidance:
+    """What every text-guided step of one call uses: the prompt (with the mode's suffix), the gradient strength,
+    CLIP's augmented views and one generator per image for their random draws (see [`guidance_generators`])."""
+
+    prompt: str
+    strength: float
+    guide: CLIPGuide
+    generators: list[torch.Generator]
 
 
 def postprocess_masks(masks: torch.Tensor, output_type: str) -> list[Image.Image] | np.ndarray | torch.Tensor:
@@ -307,10 +317,8 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
     def guide_estimate(
         self,
         estimate: torch.Tensor,
-        guide: CLIPGuide,
+        text: TextGuidance,
         text_embeddings: torch.Tensor,
-        generators: list[torch.Generator],
-        strength: float,
         fill_factor: float,
         blend: float,
         mask: torch.Tensor | None,
@@ -326,12 +334,12 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
         estimate = estimate.clamp(-1.0, 1.0)
         if mask is not None:
             estimate = estimate * (1 - mask) + ((1 - blend) * previous + blend * estimate) * mask
-        grad, _ = guide.gradient(estimate, text_embeddings, generators)
+        grad, _ = text.guide.gradient(estimate, text_embeddings, text.generators)
         grad = grad.to(estimate.dtype)
         if mask is None:
             grad, selected = thresholded_grad(grad, quantile=1.0 - fill_factor)
             mask = selected.to(estimate.dtype)
-        return normalized_step(estimate, grad, strength, mask), mask
+        return normalized_step(estimate, grad, text.strength, mask), mask
 
     # ----------------------------------------------------------------------------------------------------------
     # sampling
@@ -407,21 +415,20 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
         settings = MODE_SETTINGS[mode]
         strength = float(settings.strength if strength is None else strength)
         prompt = prompt + settings.prompt_suffix
-        guide = CLIPGuide(self.clip_model, num_augmentations)
-        generators = guidance_generators(generator, batch_size)
+        text = TextGuidance(
+            prompt, strength, CLIPGuide(self.clip_model, num_augmentations), guidance_generators(generator, batch_size)
+        )
 
         with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs):
             if mode == "roi":
-                sample, mask = self.edit_roi(prompt, tuple(roi_box), strength, batch_size, guide, generator, generators)
+                sample, mask = self.edit_roi(text, tuple(roi_box), batch_size, generator)
             else:
                 fill_factor = float(settings.fill_factor if fill_factor is None else fill_factor)
                 stages = plan_stages(
                     self.scheduler.config.scale_sizes, self.scheduler.config.scale_factor, height_scale, width_scale
                 )
                 check_output_size(batch_size, *stages[-1].size)
-                sample, mask = self.generate(
-                    prompt, mode, settings, strength, fill_factor, stages, batch_size, guide, generator, generators
-                )
+                sample, mask = self.generate(text, mode, fill_factor, stages, batch_size, generator)
 
         images = self.finish(sample, output_type)
         masks = postprocess_masks(mask, output_type)
@@ -438,35 +445,29 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
 
     def generate(
         self,
-        prompt: str,
+        text: TextGuidance,
         mode: str,
-        settings: ModeSettings,
-        strength: float,
         fill_factor: float,
         stages: list[Stage],
         batch_size: int,
-        guide: CLIPGuide,
         generator: torch.Generator | list[torch.Generator] | None,
-        generators: list[torch.Generator],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Content, style and style-transfer sampling, coarse to fine. Returns (images in [-1, 1], masks)."""
-        device = self._execution_device
-        dtype = self.sample_dtype
+        settings = MODE_SETTINGS[mode]
         finest = self.scheduler.num_scales - 1
-        guided = set(self.guided_scales(mode)) if strength > 0 else set()
-        if not guided and strength > 0:
+        guided = set(self.guided_scales(mode)) if text.strength > 0 else set()
+        if not guided and text.strength > 0:
             logger.warning("This model has a single scale: content guidance acts at scales > 0 only, so it is off.")
         embeddings = {}
         if any(scale > 0 for scale in guided):
-            embeddings["fine"] = self.text_embeddings(prompt, FINE_TEMPLATES)
+            embeddings["fine"] = self.text_embeddings(text.prompt, FINE_TEMPLATES)
         if 0 in guided:
-            embeddings["coarse"] = self.text_embeddings(prompt, COARSE_TEMPLATES)
+            embeddings["coarse"] = self.text_embeddings(text.prompt, COARSE_TEMPLATES)
 
         if mode == "style_transfer":
             # the training image at the second-finest scale stands in for the generated coarser scales
             stages = stages[-1:]
-            start = self.pyramid.image(finest - 1).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
-            sample, _ = self.renoise(start, stages[0], generator)
+            sample, _ = self.renoise(self.training_image(finest - 1, batch_size), stages[0], generator)
         else:
             sample = self.start_sample((batch_size, 3, *stages[0].size), generator)
 
@@ -475,7 +476,7 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
         def guidance(index: int, stage: Stage) -> StepGuidance | None:
             if stage.scale not in guided:
                 return None
-            text = embeddings["fine" if stage.scale > 0 else "coarse"]
+            stage_embeddings = embeddings["fine" if stage.scale > 0 else "coarse"]
 
             def edit(estimate: torch.Tensor, t: int) -> torch.Tensor | None:
                 if stage.scale == finest and t < settings.stop_guidance:
@@ -485,7 +486,7 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
                     mask = F.interpolate(mask, size=stage.size, mode="bilinear", align_corners=False)
                     previous = F.interpolate(previous, size=stage.size, mode="bilinear", align_corners=False)
                 estimate, mask = self.guide_estimate(
-                    estimate, guide, text, generators, strength, fill_factor, settings.blend, mask, previous
+                    estimate, text, stage_embeddings, fill_factor, settings.blend, mask, previous
                 )
                 state.update(mask=mask, previous=estimate)
                 return estimate
@@ -507,38 +508,31 @@ class SinDDMCLIPPipeline(SinDDMPipelineBase):
 
     def edit_roi(
         self,
-        prompt: str,
+        text: TextGuidance,
         box: tuple[int, int, int, int],
-        strength: float,
         batch_size: int,
-        guide: CLIPGuide,
         generator: torch.Generator | list[torch.Generator] | None,
-        generators: list[torch.Generator],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """ROI text edit of the finest training image. Returns (images in [-1, 1], masks: the box)."""
-        device = self._execution_device
-        dtype = self.sample_dtype
         finest = self.scheduler.num_scales - 1
         y, x, h, w = box
-        image = self.pyramid.image(finest).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
+        image = self.training_image(finest, batch_size)
         mask = torch.zeros_like(image[:, :1])
         mask[..., y : y + h, x : x + w] = 1.0
         start_timestep = self._num_timesteps = min(ROI_START_TIMESTEP, self.scheduler.config.num_train_timesteps)
 
-        with self.progress_bar(total=(ROI_CLIP_STEPS if strength > 0 else 0) + start_timestep) as progress_bar:
-            if strength > 0:
-                text = self.text_embeddings(prompt, COARSE_TEMPLATES)
+        with self.progress_bar(total=(ROI_CLIP_STEPS if text.strength > 0 else 0) + start_timestep) as progress_bar:
+            if text.strength > 0:
+                embeddings = self.text_embeddings(text.prompt, COARSE_TEMPLATES)
                 region = image[..., y : y + h, x : x + w]
                 for _ in range(ROI_CLIP_STEPS):
-                    grad, _ = guide.gradient(region, text, generators)
-                    region = normalized_step(region, grad.to(region.dtype), strength)
+                    grad, _ = text.guide.gradient(region, embeddings, text.generators)
+                    region = normalized_step(region, grad.to(region.dtype), text.strength)
                     progress_bar.update()
                 image[..., y : y + h, x : x + w] = region
 
-            noise = randn_tensor(image.shape, generator=generator, device=device, dtype=dtype)
-            sample = self.scheduler.add_noise(image, noise, start_timestep)
             sample = self.denoise_stage(
-                sample,
+                self.noised(image, start_timestep, generator),
                 finest,
                 generator=generator,
                 start_timestep=start_timestep,

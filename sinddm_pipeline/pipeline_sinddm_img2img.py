@@ -8,7 +8,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 from skimage.exposure import match_histograms
 from skimage.filters import gaussian
@@ -201,8 +200,7 @@ class SinDDMImg2ImgPipeline(SinDDMPipelineBase):
         start = (array * 2 - 1).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
         scale = self.scheduler.num_scales - 1
 
-        noise = randn_tensor(start.shape, generator=generator, device=device, dtype=dtype)
-        sample = self.scheduler.add_noise(start, noise, start_timestep)
+        sample = self.noised(start, start_timestep, generator)
         self._num_timesteps = start_timestep
         with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
             total=self._num_timesteps
