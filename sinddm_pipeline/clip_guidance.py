@@ -50,6 +50,9 @@ LOSS_SCALE = 1.2
 MAX_SIZE_RATIO = 320 / 224
 """The long side of a CLIP view is at most this times CLIP's input size (the reference: 224 -> at most 320)."""
 
+_BARE_TEMPLATES = ("the {}.", "a {}.", "{}.", "{}", "{}!", "{}...")
+"""The last templates of both sets: the prompt nearly alone."""
+
 FINE_TEMPLATES = (
     "photo of {}.",
     "high quality photo of {}.",
@@ -59,13 +62,7 @@ FINE_TEMPLATES = (
     "an image of {}.",
     "high quality image of {}.",
     "a high quality image of {}.",
-    "the {}.",
-    "a {}.",
-    "{}.",
-    "{}",
-    "{}!",
-    "{}...",
-)
+) + _BARE_TEMPLATES
 """Prompt templates for guidance at the scales > 0 (the reference's "hr" set)."""
 
 COARSE_TEMPLATES = (
@@ -89,13 +86,7 @@ COARSE_TEMPLATES = (
     "a blurry image of {}.",
     "pixelated image of {}.",
     "a pixelated image of {}.",
-    "the {}.",
-    "a {}.",
-    "{}.",
-    "{}",
-    "{}!",
-    "{}...",
-)
+) + _BARE_TEMPLATES
 """Prompt templates for guidance at the coarsest scale and for ROI text edits (the reference's "lr" set)."""
 
 

@@ -30,21 +30,19 @@ Example:
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 import torch
 from PIL import Image
 
 from .image_io import to_rgb
+from .limits import MIN_SIDE
+from .pyramid import DEFAULT_MAX_PIXELS, capped_size
 
 logger = logging.getLogger(__name__)
 
-MAX_PIXELS = 50_000
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 """The pixel budget of the reference (SPEC §1): inputs larger than this are resized down."""
-
-MIN_SIDE = 8
-"""The smallest accepted side of an image, in pixels."""
 
 ACCEPTED = (
     "a PIL.Image, a numpy array (H, W) or (H, W, C) with C in {1, 3, 4} (uint8 0-255, bool, or float 0-1), or a "
@@ -128,14 +126,6 @@ def to_pil(image: Image.Image | np.ndarray | torch.Tensor, name: str = "image") 
             f"{name}: got a {type(image).__name__}; pass one image as {ACCEPTED} (wrap nested lists in np.array)."
         )
     raise ValueError(f"{name}: got a {type(image).__name__}; expected {ACCEPTED}.")
-
-
-def capped_size(width: int, height: int, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) after the reference's pixel cap: divided by sqrt(w·h / max_pixels) (truncated) when over it."""
-    factor = math.sqrt(width * height / max_pixels)
-    if factor <= 1:
-        return width, height
-    return int(width / factor), int(height / factor)
 
 
 def prepare_image(

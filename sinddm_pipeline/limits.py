@@ -25,6 +25,8 @@ MAX_TRAIN_TIMESTEPS = 10_000
 """The scheduler's diffusion steps at most (SinDDM uses 100)."""
 MAX_SCALES = 32
 """Pyramid scales at most (a 50,000-pixel image has 5-9)."""
+MIN_SIDE = 8
+"""The smallest side, in pixels, of an input image and of any generated scale."""
 
 
 def check_count(name: str, value, low: int, high: int) -> None:

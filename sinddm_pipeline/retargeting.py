@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MIN_SIDE = 8
+from .limits import MIN_SIDE
 
 
 @dataclass(frozen=True)
