@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,8 +27,13 @@ from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import app  # noqa: E402
+from sinddm_app import blocks, inputs, models, settings, widgets  # noqa: E402
+from sinddm_app.tabs import harmonize, text_edit  # noqa: E402
+from sinddm_app.tabs import train as train_tab  # noqa: E402
+from sinddm_app.tabs.generate import generate  # noqa: E402
+from sinddm_pipeline import SinDDMPipeline  # noqa: E402
 
-app.ALLOW_FOLDERS = True  # these tests load tiny models from folders (python app.py --allow_folders)
+settings.ALLOW_FOLDERS = True  # these tests load tiny models from folders (python app.py --allow_folders)
 
 # generate(model, num_images, seed, width_scale, height_scale, width, height, fast, fast_steps)
 FAST = (True, 3)
@@ -50,10 +56,10 @@ def files(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    app.WORK_DIR = tmp_path_factory.mktemp("app_work")  # zips and trained models go to pytest's tmp, not /tmp
-    demo = app.build_demo().queue(default_concurrency_limit=2)
+    settings.WORK_DIR = tmp_path_factory.mktemp("app_work")  # zips and trained models go to pytest's tmp, not /tmp
+    demo = blocks.build_demo().queue(default_concurrency_limit=2)
     demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, mcp_server=app.MCP_SERVER
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, mcp_server=settings.MCP_SERVER
     )
     try:
         yield Client(demo.local_url, verbose=False)
@@ -79,7 +85,7 @@ def test_generate_returns_images_and_a_zip(client, files):
 
 
 def test_every_task_is_an_mcp_tool(client):
-    if not app.MCP_SERVER:
+    if not settings.MCP_SERVER:
         pytest.skip("Gradio's MCP extra is not installed (pip install 'gradio[mcp]', as requirements.txt does)")
     with urllib.request.urlopen(client.src.rstrip("/") + "/gradio_api/mcp/schema") as response:
         tools = {tool["name"] for tool in json.load(response)}
@@ -120,7 +126,8 @@ def test_harmonize_with_a_brushed_mask():
     """The editor's painted layer (alpha > 0) is the mask (checked on the function, as the browser sends it)."""
     layer = Image.new("RGBA", (80, 60))
     layer.paste((255, 0, 0, 255), (30, 20, 50, 40))
-    background, mask = app.editor_parts({"background": synthetic_image(80, 60), "layers": [layer], "composite": None})
+    value = {"background": synthetic_image(80, 60), "layers": [layer], "composite": None}
+    background, mask = harmonize.editor_parts(value)
     assert np.asarray(mask).sum() == 255 * 20 * 20
     assert background.size == (80, 60)
 
@@ -247,50 +254,50 @@ def test_bad_roi_boxes(client, files):
 
 def test_infinite_or_endless_boxes_are_refused_with_a_message():
     with pytest.raises(gr.Error, match="must be finite pixel counts"):
-        app.parse_boxes("5, 5, inf, 20")
+        inputs.parse_boxes("5, 5, inf, 20")
     with pytest.raises(gr.Error, match="must be finite pixel counts"):
-        app.parse_box([float("nan"), 0, 10, 10], "Source box")
+        inputs.parse_box([float("nan"), 0, 10, 10], "Source box")
     with pytest.raises(gr.Error, match="at most 64 boxes"):
-        app.parse_boxes("1, 1, 5, 5;" * 10**5)
-    assert app.parse_boxes("5, 5, 20.7, 20") == [(5, 5, 20, 20)]
+        inputs.parse_boxes("1, 1, 5, 5;" * 10**5)
+    assert inputs.parse_boxes("5, 5, 20.7, 20") == [(5, 5, 20, 20)]
 
 
 def test_out_of_range_values_are_refused_by_the_app_too():
     """Called directly (no Gradio bounds), the task functions check their numbers themselves."""
     with pytest.raises(gr.Error, match="Number of images must be a whole number between 1 and 8"):
-        app.generate(app.DEFAULT_MODEL, 99, 0, 1.0, 1.0)
+        generate(settings.DEFAULT_MODEL, 99, 0, 1.0, 1.0)
     with pytest.raises(gr.Error, match="Seed must be a whole number"):
-        app.generate(app.DEFAULT_MODEL, 1, -3, 1.0, 1.0)
+        generate(settings.DEFAULT_MODEL, 1, -3, 1.0, 1.0)
 
 
 def test_large_uploads_are_resized_with_a_note():
-    image, note = app.open_image(Image.new("RGB", (400, 300), "red"), "The content image")
+    image, note = inputs.open_image(Image.new("RGB", (400, 300), "red"), "The content image")
     assert image.width * image.height <= 50_000
     assert "resized from 400x300" in note
 
 
 def test_push_to_hub_needs_a_trained_model():
     with pytest.raises(gr.Error, match="Train a model first"):
-        app.push_to_hub(app.DEFAULT_MODEL, "user/name", "token", False)
+        train_tab.push_to_hub(settings.DEFAULT_MODEL, "user/name", "token", False)
 
 
 def test_the_shipped_model_is_listed():
-    assert app.DEFAULT_MODEL in app.shipped_models()
+    assert settings.DEFAULT_MODEL in models.shipped_models()
 
 
 def test_two_clicks_on_the_image_give_a_box():
     """The Text edit and ROI tabs fill the box numbers from two clicks (select events) on the training image."""
     first, second = SimpleNamespace(index=[40, 10]), SimpleNamespace(index=[20, 30])
-    corner, *unchanged = app.click_box(None, None, first)
+    corner, *unchanged = widgets.click_box(None, None, first)
     assert corner == (10, 40)
     assert all(isinstance(value, dict) for value in unchanged)  # gr.update(): numbers kept
-    assert app.click_box(None, corner, second) == (None, 10, 20, 21, 21)  # y, x, h, w
+    assert widgets.click_box(None, corner, second) == (None, 10, 20, 21, 21)  # y, x, h, w
 
 
 def test_mode_defaults_follow_the_pipeline():
-    strength, fill = app.mode_defaults("style")
+    strength, fill = text_edit.mode_defaults("style")
     assert (strength["value"], fill["value"]) == (0.3, 1.0)
-    assert app.mode_defaults("roi")[1]["interactive"] is False
+    assert text_edit.mode_defaults("roi")[1]["interactive"] is False
 
 
 def test_push_uploads_the_trained_folder_through_the_hub_helper(monkeypatch, tmp_path):
@@ -298,8 +305,8 @@ def test_push_uploads_the_trained_folder_through_the_hub_helper(monkeypatch, tmp
 
     calls = []
     monkeypatch.setattr(sinddm_pipeline.hub, "push_to_hub", lambda *args, **kwargs: calls.append((args, kwargs)))
-    monkeypatch.setitem(app._trained, "trained/mine", str(tmp_path))
-    message = app.push_to_hub("trained/mine", " me/mine ", " hf_abc ", True)
+    monkeypatch.setitem(models._trained, "trained/mine", str(tmp_path))
+    message = train_tab.push_to_hub("trained/mine", " me/mine ", " hf_abc ", True)
     assert message == "Pushed to https://huggingface.co/me/mine"
     ((args, kwargs),) = calls
     assert args == (str(tmp_path), "me/mine") and kwargs["token"] == "hf_abc" and kwargs["private"] is True
@@ -308,11 +315,11 @@ def test_push_uploads_the_trained_folder_through_the_hub_helper(monkeypatch, tmp
 def test_bf16_mode_loads_a_half_precision_channels_last_denoiser_close_to_exact(files, monkeypatch):
     import torch
 
-    monkeypatch.setattr(app, "_pipelines", {})
-    exact = app.request_pipeline(app.SinDDMPipeline, files["model"])
-    monkeypatch.setattr(app, "_pipelines", {})
-    monkeypatch.setattr(app, "BF16", True)
-    fast = app.request_pipeline(app.SinDDMPipeline, files["model"])
+    monkeypatch.setattr(models, "_pipelines", {})
+    exact = models.request_pipeline(SinDDMPipeline, files["model"])
+    monkeypatch.setattr(models, "_pipelines", {})
+    monkeypatch.setattr(settings, "BF16", True)
+    fast = models.request_pipeline(SinDDMPipeline, files["model"])
     assert fast.denoiser.dtype == torch.bfloat16 and exact.denoiser.dtype == torch.float32
     conv = fast.denoiser.blocks[1].conv1.weight  # 3x3: the layouts differ
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
@@ -326,51 +333,68 @@ def test_bf16_mode_loads_a_half_precision_channels_last_denoiser_close_to_exact(
 
 def test_bf16_and_allow_folders_flags_of_the_launcher(monkeypatch):
     launched = []
-    monkeypatch.setattr(app, "BF16", False)
-    monkeypatch.setattr(app, "ALLOW_FOLDERS", False)
+    monkeypatch.setattr(settings, "BF16", False)
+    monkeypatch.setattr(settings, "ALLOW_FOLDERS", False)
 
     def launch(**kwargs):
-        launched.append((app.BF16, app.ALLOW_FOLDERS))
+        launched.append((settings.BF16, settings.ALLOW_FOLDERS))
 
-    monkeypatch.setattr(app, "build_demo", lambda: SimpleNamespace(queue=lambda **_: SimpleNamespace(launch=launch)))
+    monkeypatch.setattr(blocks, "build_demo", lambda: SimpleNamespace(queue=lambda **_: SimpleNamespace(launch=launch)))
     app.main([])
     app.main(["--allow_folders"])
     app.main(["--bf16"])
     assert launched == [(False, False), (False, True), (True, True)]
 
 
+def test_dtype_flag_of_the_launcher_and_its_deprecated_bf16_spelling(monkeypatch):
+    monkeypatch.setattr(settings, "BF16", False)
+    monkeypatch.setattr(settings, "ALLOW_FOLDERS", settings.ALLOW_FOLDERS)
+    monkeypatch.setattr(models, "shipped_models", lambda: [])  # no bf16 probe at launch
+    launch = SimpleNamespace(launch=lambda **_: None)
+    monkeypatch.setattr(blocks, "build_demo", lambda: SimpleNamespace(queue=lambda **_: launch))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spelling does not warn
+        app.main(["--dtype", "bf16"])
+        assert settings.BF16
+        app.main(["--dtype", "fp32"])
+        assert not settings.BF16
+    with pytest.warns(FutureWarning, match="--bf16 is deprecated and will be removed: use --dtype bf16"):
+        app.main(["--bf16"])
+    assert settings.BF16
+
+
 def test_fast_generation_takes_the_probes_settings_strided_with_the_second_order_solver(files):
     import torch
 
-    gallery, _ = app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 3)
-    pipe = app.SinDDMPipeline.from_pretrained(files["model"])
+    gallery, _ = generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 3)
+    pipe = SinDDMPipeline.from_pretrained(files["model"])
     pipe.set_progress_bar_config(disable=True)
     choice = pipe.enable_fast_sampling()  # the same probe (cached per process): the same settings
     assert pipe.scheduler.config.solver_order == 2
-    expected = pipe(generator=app.make_generator(3), num_inference_steps=3).images[0]
+    expected = pipe(generator=inputs.make_generator(3), num_inference_steps=3).images[0]
     assert np.array_equal(np.asarray(gallery[0][0]), np.asarray(expected))
-    reference = app.SinDDMPipeline.from_pretrained(files["model"])
+    reference = SinDDMPipeline.from_pretrained(files["model"])
     reference.set_progress_bar_config(disable=True)
-    strided_first_order = reference(generator=app.make_generator(3), num_inference_steps=3).images[0]
+    strided_first_order = reference(generator=inputs.make_generator(3), num_inference_steps=3).images[0]
     assert not np.array_equal(np.asarray(strided_first_order), np.asarray(expected))
-    measured, _ = app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 0)  # 0: the measured fast steps
-    default = pipe(generator=app.make_generator(3), num_inference_steps=choice.num_inference_steps).images[0]
+    measured, _ = generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 0)  # 0: the measured fast steps
+    default = pipe(generator=inputs.make_generator(3), num_inference_steps=choice.num_inference_steps).images[0]
     assert np.array_equal(np.asarray(measured[0][0]), np.asarray(default))
-    first_order = app.request_pipeline(app.SinDDMPipeline, files["model"])
+    first_order = models.request_pipeline(SinDDMPipeline, files["model"])
     assert first_order.scheduler.config.solver_order == 1 and first_order.denoiser.dtype == torch.float32
     assert first_order.denoiser.conv_out.weight.is_contiguous()  # the cached pipeline is not changed
-    with pytest.raises(app.gr.Error, match="at least 2 per scale"):
-        app.generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 1)
+    with pytest.raises(gr.Error, match="at least 2 per scale"):
+        generate(files["model"], 1, 3, 1.0, 1.0, 0, 0, True, 1)
 
 
 def test_bf16_note_follows_the_probe(files, monkeypatch):
     from sinddm_pipeline import fast_sampling
 
-    pipe = app.SinDDMPipeline.from_pretrained(files["model"])
+    pipe = SinDDMPipeline.from_pretrained(files["model"])
     monkeypatch.setattr(fast_sampling, "probe_denoiser", lambda *a, **k: {"fp32": 1.0, "fp32+cl": 0.9, "bf16+cl": 9.0})
-    assert "--bf16 is slower than fp32 on this machine" in app.bf16_note(pipe)
+    assert "--bf16 is slower than fp32 on this machine" in models.bf16_note(pipe)
     monkeypatch.setattr(fast_sampling, "probe_denoiser", lambda *a, **k: {"fp32": 1.0, "fp32+cl": 0.9, "bf16+cl": 0.3})
-    assert app.bf16_note(pipe) is None
+    assert models.bf16_note(pipe) is None
 
 
 def test_an_uploaded_image_is_a_model_for_every_tab_without_training(client, files):
@@ -398,7 +422,7 @@ def test_an_uploaded_image_is_a_model_for_every_tab_without_training(client, fil
 def test_a_huge_upload_is_refused_from_its_header_before_decoding(tmp_path):
     png_header_only(tmp_path / "bomb.png", 12000, 12000)  # no pixel data: decoding would fail differently
     with pytest.raises(gr.Error, match="12000x12000 px: too large"):
-        app.open_image(str(tmp_path / "bomb.png"), "Your image")
+        inputs.open_image(str(tmp_path / "bomb.png"), "Your image")
 
 
 def test_bad_uploads_for_use_image_give_readable_errors(client, files):

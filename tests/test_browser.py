@@ -46,9 +46,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-import app  # noqa: E402
+from sinddm_app import blocks, settings  # noqa: E402
 
-app.ALLOW_FOLDERS = True  # these tests load tiny models from folders (python app.py --allow_folders)
+settings.ALLOW_FOLDERS = True  # these tests load tiny models from folders (python app.py --allow_folders)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def app_url(tmp_path_factory):
     """The app with a tiny saved model selected, served on a free local port."""
     folder = tmp_path_factory.mktemp("browser_model")
     tiny_pipeline().save_pretrained(folder)
-    demo = app.build_demo(default_model=str(folder)).queue(default_concurrency_limit=2)
+    demo = blocks.build_demo(default_model=str(folder)).queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
         yield demo.local_url
@@ -124,7 +124,7 @@ def test_fast_mode_in_the_browser(app_url, browser, tmp_path):
 
 def test_a_cached_example_in_the_browser(app_url, browser, tmp_path):
     cache = Path(os.environ["GRADIO_EXAMPLES_CACHE"])  # the app keeps it in its own folder, not the checkout
-    assert cache.is_relative_to(app.WORK_DIR) or cache.parent.name.startswith("sinddm_app_")
+    assert cache.is_relative_to(settings.WORK_DIR) or cache.parent.name.startswith("sinddm_app_")
     browser.get(app_url)
     wait = WebDriverWait(browser, 120)
     rows = wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#generate-examples tbody tr"))

@@ -16,11 +16,32 @@ gr = pytest.importorskip("gradio")
 from huggingface_hub import SpaceCard  # noqa: E402
 from packaging.specifiers import SpecifierSet  # noqa: E402
 
-import app  # noqa: E402
+from sinddm_app import blocks, files, models, settings  # noqa: E402
+from sinddm_app.tabs.generate import generate  # noqa: E402
 from sinddm_pipeline.pipeline_sinddm_clip import DEFAULT_CLIP_MODEL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_HANDLERS = ("use_image", "generate", "text_edit", "harmonize", "style_transfer", "roi_generate", "train")
+HANDLER_MODULES = {
+    "use_image": "sinddm_app.picker",
+    "generate": "sinddm_app.tabs.generate",
+    "text_edit": "sinddm_app.tabs.text_edit",
+    "harmonize": "sinddm_app.tabs.harmonize",
+    "style_transfer": "sinddm_app.tabs.style_transfer",
+    "roi_generate": "sinddm_app.tabs.roi",
+    "train": "sinddm_app.tabs.train",
+    "push_to_hub": "sinddm_app.tabs.train",
+}
+
+
+def task_handlers() -> types.SimpleNamespace:
+    """The app's task handlers by name, with its ZeroGPU facts, from the sinddm_app modules imported now."""
+    handlers = {name: getattr(importlib.import_module(module), name) for name, module in HANDLER_MODULES.items()}
+    gpu_module = importlib.import_module("sinddm_app.gpu")
+    return types.SimpleNamespace(**handlers, ZERO_GPU=gpu_module.ZERO_GPU, GPU_SECONDS=gpu_module.GPU_SECONDS)
+
+
+app = task_handlers()  # as this machine imports them: without `spaces`
 
 
 def pins(path: Path) -> dict[str, str]:
@@ -55,7 +76,8 @@ def test_space_requirements_pin_the_versions_ci_tests():
 
 @pytest.fixture
 def zero_gpu_app(monkeypatch):
-    """app.py imported afresh beside a fake `spaces` whose GPU decorator records its duration."""
+    """The app's handlers imported afresh (every sinddm_app module) beside a fake `spaces` whose GPU decorator
+    records its duration; the modules imported before come back afterwards."""
     fake = types.ModuleType("spaces")
 
     def GPU(duration=60):  # noqa: N802 - the real package's name
@@ -70,10 +92,10 @@ def zero_gpu_app(monkeypatch):
 
     fake.GPU = GPU
     monkeypatch.setitem(sys.modules, "spaces", fake)
-    spec = importlib.util.spec_from_file_location("app_on_zero_gpu", ROOT / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    assert blocks.TABS  # every module of the app is imported, so that each is restored afterwards
+    for name in [name for name in sys.modules if name == "sinddm_app" or name.startswith("sinddm_app.")]:
+        monkeypatch.delitem(sys.modules, name)
+    return task_handlers()
 
 
 def test_every_task_runs_under_spaces_gpu_on_zero_gpu(zero_gpu_app):
@@ -85,50 +107,51 @@ def test_every_task_runs_under_spaces_gpu_on_zero_gpu(zero_gpu_app):
     assert zero_gpu_app.generate.zero_gpu_duration == zero_gpu_app.GPU_SECONDS
     duration = zero_gpu_app.train.zero_gpu_duration  # computed from the request's steps
     assert duration("image.png", 300, 32, 8, 0) == 72 and duration("image.png", 10_000, 32, 8, 0) == 460
-    assert duration("image.png", "many", 32, 8, 0) == duration("image.png", app.MAX_TRAIN_STEPS, 32, 8, 0)
+    assert duration("image.png", "many", 32, 8, 0) == duration("image.png", settings.MAX_TRAIN_STEPS, 32, 8, 0)
     assert not hasattr(zero_gpu_app.push_to_hub, "zero_gpu_duration")  # no GPU needed
 
 
 def test_old_outputs_and_trained_models_are_pruned_from_the_apps_temporary_folder(tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "WORK_DIR", tmp_path)
-    monkeypatch.setattr(app, "PRUNE_WORK_DIR", True)
+    monkeypatch.setattr(settings, "WORK_DIR", tmp_path)
+    monkeypatch.setattr(settings, "PRUNE_WORK_DIR", True)
     old, new, cache = tmp_path / "train_old", tmp_path / "samples_new", tmp_path / "cached_examples"
     for folder in (old / "sinddm-old", new, cache):
         folder.mkdir(parents=True)
-    monkeypatch.setitem(app._trained, "trained/sinddm-old", str(old / "sinddm-old"))
+    monkeypatch.setitem(models._trained, "trained/sinddm-old", str(old / "sinddm-old"))
     two_days_ago = time.time() - 48 * 3600
     for folder in (old, cache):
         os.utime(folder, (two_days_ago, two_days_ago))
-    assert app.prune_work_dir() == ["train_old"]
-    assert not old.exists() and new.exists() and cache.exists() and "trained/sinddm-old" not in app._trained
-    monkeypatch.setattr(app, "PRUNE_WORK_DIR", False)  # a folder the user chose (SINDDM_APP_DIR): never pruned
+    assert files.prune_work_dir() == ["train_old"]
+    assert not old.exists() and new.exists() and cache.exists() and "trained/sinddm-old" not in models._trained
+    monkeypatch.setattr(settings, "PRUNE_WORK_DIR", False)  # a folder the user chose (SINDDM_APP_DIR): never pruned
     os.utime(new, (two_days_ago, two_days_ago))
-    assert app.prune_work_dir() == [] and new.exists()
+    assert files.prune_work_dir() == [] and new.exists()
 
 
 def test_any_task_error_is_one_readable_line(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("CUDA out of memory\n  while sampling")
 
-    monkeypatch.setattr(app, "request_pipeline", broken)
+    monkeypatch.setattr(models, "request_pipeline", broken)
     with pytest.raises(gr.Error, match="RuntimeError: CUDA out of memory while sampling"):
-        app.generate(app.DEFAULT_MODEL, 1, 0, 1.0, 1.0, 0, 0, False, 0)
+        generate(settings.DEFAULT_MODEL, 1, 0, 1.0, 1.0, 0, 0, False, 0)
 
 
 def test_model_names_are_bounded_normalised_and_folders_only_when_allowed(tmp_path, monkeypatch):
     with pytest.raises(gr.Error, match="characters long; at most 256"):
-        app.resolve_model("x" * 5000)  # not an OSError (file name too long) nor a bare "Error"
+        models.resolve_model("x" * 5000)  # not an OSError (file name too long) nor a bare "Error"
     folder = tmp_path / "model"
     folder.mkdir()
-    monkeypatch.setattr(app, "ALLOW_FOLDERS", False)  # the default: shipped, trained, images and Hub ids only
+    monkeypatch.setattr(settings, "ALLOW_FOLDERS", False)  # the default: shipped, trained, images and Hub ids only
     for name in (str(folder), "../models", "./model", "~/model"):
         with pytest.raises(gr.Error, match="folders of this machine only when the app is started with --allow_folders"):
-            app.resolve_model(name)
-    assert app.resolve_model("user/some-model") == "user/some-model"  # a Hub repo id, as it is
-    assert app.resolve_model(app.DEFAULT_MODEL).endswith(os.path.join("models", app.DEFAULT_MODEL))  # shipped: fine
-    monkeypatch.setattr(app, "ALLOW_FOLDERS", True)  # python app.py --allow_folders
+            models.resolve_model(name)
+    assert models.resolve_model("user/some-model") == "user/some-model"  # a Hub repo id, as it is
+    shipped = settings.DEFAULT_MODEL  # a shipped model: fine
+    assert models.resolve_model(shipped).endswith(os.path.join("models", shipped))
+    monkeypatch.setattr(settings, "ALLOW_FOLDERS", True)  # python app.py --allow_folders
     spellings = [str(folder), str(folder) + "/", str(tmp_path / "model" / ".." / "model")]
-    assert {app.resolve_model(name) for name in spellings} == {os.path.realpath(folder)}  # one cache entry
+    assert {models.resolve_model(name) for name in spellings} == {os.path.realpath(folder)}  # one cache entry
 
 
 def test_the_fast_mode_cache_follows_the_pipelines_it_was_made_for():
@@ -136,14 +159,14 @@ def test_the_fast_mode_cache_follows_the_pipelines_it_was_made_for():
 
     from conftest import synthetic_image
 
-    before = len(app._fast)
-    name = app.image_pipeline(synthetic_image(96, 72, seed=7))
-    fast = app.fast_request_pipeline(name)
-    base = app._images[name]
-    assert len(app._fast) == before + 1 and base in app._fast and fast.pyramid is base.pyramid
-    del app._images[name], base, fast  # evicted, as the 9th uploaded image evicts the oldest
+    before = len(models._fast)
+    name = models.image_pipeline(synthetic_image(96, 72, seed=7))
+    fast = models.fast_request_pipeline(name)
+    base = models._images[name]
+    assert len(models._fast) == before + 1 and base in models._fast and fast.pyramid is base.pyramid
+    del models._images[name], base, fast  # evicted, as the 9th uploaded image evicts the oldest
     gc.collect()
-    assert len(app._fast) == before  # its fast entry went with it: no stale denoiser for a reused id
+    assert len(models._fast) == before  # its fast entry went with it: no stale denoiser for a reused id
 
 
 def test_task_progress_comes_from_the_pipelines_step_callback():
@@ -154,8 +177,8 @@ def test_task_progress_comes_from_the_pipelines_step_callback():
     def progress(fraction, desc=None):
         calls.append((fraction, desc))
 
-    name = app.image_pipeline(synthetic_image(96, 72, seed=11))
-    app.generate(name, 1, 0, 1.0, 1.0, 0, 0, True, 3, progress=progress)
-    total = app._images[name].num_steps(app._images[name].plan(), 3)  # 2 scales x 3 steps
+    name = models.image_pipeline(synthetic_image(96, 72, seed=11))
+    generate(name, 1, 0, 1.0, 1.0, 0, 0, True, 3, progress=progress)
+    total = models._images[name].num_steps(models._images[name].plan(), 3)  # 2 scales x 3 steps
     assert calls[0] == (0, "Generating") and calls[-1] == (1.0, f"Generating ({total}/{total} steps)")
     assert [fraction for fraction, _ in calls[1:]] == [step / total for step in range(1, total + 1)]
