@@ -23,8 +23,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from sinddm_pipeline.image_inputs import MAX_PIXELS, capped_size
+from sinddm_pipeline.image_inputs import MAX_PIXELS
 from sinddm_pipeline.limits import check_count
+from sinddm_pipeline.pyramid import capped_size
 from sinddm_pipeline.roi import MAX_ROI_BOXES
 
 from . import settings
