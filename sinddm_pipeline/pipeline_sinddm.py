@@ -84,7 +84,8 @@ class SinDDMPipeline(SinDDMPipelineBase):
         Example:
             ```py
             >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")
-            >>> pipe.push_to_hub("me/sinddm-hubble", private=True)
+            >>> # needs the Hub and a token (huggingface-cli login), so the docstring test skips it
+            >>> pipe.push_to_hub("me/sinddm-hubble", private=True)  # doctest: +SKIP
             ```
         """
         if not safe_serialization or variant is not None or subfolder is not None:
@@ -230,12 +231,20 @@ class SinDDMPipeline(SinDDMPipelineBase):
 
         Example:
             ```py
+            >>> import torch
             >>> from sinddm_pipeline import SinDDMPipeline
             >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")  # a folder or a Hub repo id
+            >>> pipe.set_progress_bar_config(disable=True)
+            >>> choice = pipe.enable_fast_sampling()  # optional: ~10x faster, quality held (without: the exact path)
             >>> generator = torch.Generator().manual_seed(0)
-            >>> image = pipe(generator=generator).images[0]                    # like the training image
-            >>> wide = pipe(width_scale=2.0, generator=generator).images[0]   # retargeted: twice as wide
-            >>> large = pipe(height=2 * image.height, width=2 * image.width).images[0]  # 2x, extra scales
+            >>> image = pipe(generator=generator).images[0]  # like the training image
+            >>> image.size
+            (239, 208)
+            >>> pipe(width_scale=2.0, generator=generator).images[0].size  # retargeted: twice as wide
+            (478, 208)
+            >>> pipe(height=300, width=300).images[0].size  # any exact size
+            (300, 300)
+            >>> large = pipe(height=2 * image.height, width=2 * image.width).images[0]  # 2x: extra, finer scales
             >>> # ROI: the training image's region at rows 40-79, columns 60-109 appears twice, side by side
             >>> roi = pipe(roi_source_box=(40, 60, 40, 50), roi_target_boxes=[(100, 10, 40, 50), (100, 150, 40, 50)])
             ```

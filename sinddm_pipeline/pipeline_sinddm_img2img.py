@@ -176,13 +176,20 @@ class SinDDMImg2ImgPipeline(SinDDMPipelineBase):
         Example:
             ```py
             >>> from PIL import Image
+            >>> from skimage import data
             >>> from sinddm_pipeline import SinDDMImg2ImgPipeline
-            >>> pipe = SinDDMImg2ImgPipeline.from_pretrained("user/sinddm-seascape")  # doctest: +SKIP
-            >>> i2i = "../shared/images/i2i/seascape/"  # the paper's inputs for its seascape model
-            >>> styled = pipe(Image.open(i2i + "snowy_dolomites4.jpg")).images[0]  # doctest: +SKIP
-            >>> stronger = pipe(Image.open(i2i + "snowy_dolomites4.jpg"), start_timestep=25).images[0]  # doctest: +SKIP
-            >>> composite, mask = Image.open(i2i + "tree.jpg"), Image.open(i2i + "tree_mask.jpg")
-            >>> harmonized = pipe(composite, mask_image=mask).images[0]  # doctest: +SKIP
+            >>> pipe = SinDDMImg2ImgPipeline.from_pretrained("models/hubble-sinddm")  # or a Hub repo id
+            >>> pipe.set_progress_bar_config(disable=True)
+            >>> rocket = Image.fromarray(data.rocket())
+            >>> styled = pipe(rocket).images[0]  # the rocket in the training image's style
+            >>> styled.size  # resized down to 50,000 pixels, as the reference does
+            (273, 182)
+            >>> stronger = pipe(rocket, start_timestep=25).images[0]  # further from the input
+            >>> composite = pipe.pyramid.pil(pipe.pyramid.num_scales - 1)  # the training image ...
+            >>> composite.paste(rocket.resize((60, 40)), (100, 80))  # ... with a pasted object
+            >>> mask = Image.new("L", composite.size)
+            >>> mask.paste(255, (100, 80, 160, 120))  # where it was pasted
+            >>> harmonized = pipe(composite, mask_image=mask).images[0]  # blended in; outside the mask unchanged
             ```
         """
         self.check_inputs(start_timestep, match_histogram, batch_size, output_type, generator)

@@ -21,7 +21,7 @@ this package's classes instead, ignoring the shipped code. This module only writ
 Example:
     >>> import json, tempfile
     >>> from sinddm_pipeline.remote_code import REMOTE_MODULE, add_remote_code, flattened_source
-    >>> "class SinDDMPipeline(FastInferenceMixin, DiffusionPipeline)" in flattened_source()
+    >>> "class SinDDMPipeline(SinDDMPipelineBase)" in flattened_source()
     True
 """
 
