@@ -1,10 +1,8 @@
 """SinDDM web app (Gradio): `python app.py`, then open the printed address. Also the Hugging Face Space's entry point.
 
 The app is the `sinddm_app` package (one module per tab); this file parses the flags and launches it. Host and port
-follow Gradio's GRADIO_SERVER_NAME / GRADIO_SERVER_PORT. ``--allow_folders`` (or SINDDM_APP_ALLOW_FOLDERS=1) lets the
-model box open pipeline folders of this machine. ``--dtype bf16`` (or SINDDM_APP_BF16=1; ``--bf16`` is its deprecated
-spelling) loads every denoiser in bfloat16 + channels_last: about 4x faster sampling on a CPU with bf16
-instructions, ~17x slower on one without (AVX2 only), which the launcher then says; samples stay float32.
+follow GRADIO_SERVER_NAME / GRADIO_SERVER_PORT. Flags: ``--allow_folders`` (or SINDDM_APP_ALLOW_FOLDERS=1) and
+``--dtype bf16`` (or SINDDM_APP_BF16=1; ``--bf16`` is its deprecated spelling), described in ``--help``.
 """
 
 from __future__ import annotations
@@ -17,14 +15,15 @@ from sinddm_pipeline.cli_flags import add_deprecated_alias
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The launcher's flags (the old ``--bf16`` still works, with a FutureWarning)."""
     parser = argparse.ArgumentParser(description="The SinDDM web app.")
     parser.add_argument(
         "--dtype",
         choices=("fp32", "bf16"),
         default=None,
-        help="The denoisers' weights for sampling: bf16 (with channels_last) is faster where the CPU has bf16 "
-        "instructions; default fp32, the exact path (bf16 with SINDDM_APP_BF16=1). Samples and the scheduler stay "
-        "fp32. (Training's --mixed_precision is another thing: autocast over fp32 weights.)",
+        help="The denoisers' weights for sampling. bf16 (with channels_last): about 4x faster on a CPU with bf16 "
+        "instructions, ~17x slower on one without (the launcher then says so); samples and the scheduler stay fp32. "
+        "Default fp32, the exact path (bf16 with SINDDM_APP_BF16=1). Not training's --mixed_precision (autocast).",
     )
     add_deprecated_alias(parser, "--bf16", "--dtype bf16", dest="dtype", const="bf16")
     parser.add_argument(
