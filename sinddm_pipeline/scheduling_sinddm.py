@@ -319,6 +319,32 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
         g = self.gamma(scale, t)
         return extrapolated, g * blurry + (1 - g) * extrapolated
 
+    def undo_step(
+        self,
+        sample: torch.Tensor,
+        timestep: int,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+    ) -> torch.Tensor:
+        """RePaint's jump back (as diffusers' `RePaintScheduler.undo_step`): the result of the step from ``timestep``,
+        at the timestep that step landed on (`previous_timestep`), noised forward to ``timestep`` again:
+        x_t = sqrt(alphā_t / alphā_prev)·x_prev + sqrt(1 - alphā_t / alphā_prev)·noise. Only the noise of the forward
+        process is added (the blur mix of scales > 0 changes little over a step). The second-order solver's history
+        is dropped, so the step redone from here is a first-order one.
+
+        Example:
+            >>> import torch
+            >>> scheduler = SinDDMScheduler(scale_sizes=[[8, 8]], rescale_losses=[])
+            >>> scheduler.set_timesteps(scale=0)
+            >>> scheduler.undo_step(torch.zeros(1, 3, 8, 8), 50, generator=torch.Generator().manual_seed(0)).shape
+            torch.Size([1, 3, 8, 8])
+        """
+        t = int(timestep)
+        prev_t = self.previous_timestep(t)
+        ratio = float(self._alphas_cumprod64[t] / (self._alphas_cumprod64[prev_t] if prev_t >= 0 else 1.0))
+        noise = randn_tensor(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+        self._previous_estimate = None
+        return math.sqrt(ratio) * sample + math.sqrt(1.0 - ratio) * noise
+
     def step(
         self,
         model_output: torch.Tensor,
