@@ -230,6 +230,7 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         start_timestep: int | None = None,
         reblurring: bool | None = None,
         guidance: StepGuidance | None = None,
+        resample_steps: int = 0,
         progress_bar=None,
     ) -> torch.Tensor:
         """Run the reverse steps of one scale on ``sample`` (already noised to the start timestep).
@@ -244,6 +245,9 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             start_timestep: the timestep ``sample`` was noised to (``None``: the scale's t_i, or T at scale 0).
             reblurring: ``False`` for the plain DDPM step at every scale (``None``: the scheduler config's).
             guidance: a [`StepGuidance`] hook, called after the denoiser at every step.
+            resample_steps: RePaint's resampling (off by default): after every step but the last (t = 0), its
+                result is noised back to the step's timestep (`SinDDMScheduler.undo_step`) and the step redone,
+                this many times; the callback and the progress bar see each timestep once.
             progress_bar: updated once per step.
         """
         self.scheduler.set_timesteps(
@@ -253,18 +257,22 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         for t in self.scheduler.timesteps.tolist():
             if self.interrupt:
                 break
-            noise_pred = self.predict_noise(sample, t, scale, blurry)
-            guided = None if guidance is None else guidance(noise_pred, t, sample, blurry)
-            sample = self.scheduler.step(
-                noise_pred,
-                t,
-                sample,
-                scale=scale,
-                blurry_sample=blurry if guided is None or guided.blurry_sample is None else guided.blurry_sample,
-                pred_original_sample=None if guided is None else guided.pred_original_sample,
-                reblurring=reblurring,
-                generator=generator,
-            ).prev_sample
+            # RePaint: the step's result noised back to t and the step redone (never at t = 0)
+            for repeat in range(1 + (resample_steps if t > 0 else 0)):
+                if repeat:
+                    sample = self.scheduler.undo_step(sample, t, generator=generator)
+                noise_pred = self.predict_noise(sample, t, scale, blurry)
+                guided = None if guidance is None else guidance(noise_pred, t, sample, blurry)
+                sample = self.scheduler.step(
+                    noise_pred,
+                    t,
+                    sample,
+                    scale=scale,
+                    blurry_sample=blurry if guided is None or guided.blurry_sample is None else guided.blurry_sample,
+                    pred_original_sample=None if guided is None else guided.pred_original_sample,
+                    reblurring=reblurring,
+                    generator=generator,
+                ).prev_sample
             sample = self.end_step(t, sample)
             if progress_bar is not None:
                 progress_bar.update()
@@ -280,6 +288,7 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         num_inference_steps: Sequence[int | None] | None = None,
         reblurring: bool | None = None,
         guidance: Callable[[int, Stage], StepGuidance | None] | None = None,
+        resample_steps: int = 0,
         progress_bar=None,
     ) -> torch.Tensor:
         """Generate coarse to fine: ``sample`` (noised to the first stage's start) is denoised at ``stages[0]``,
@@ -293,6 +302,7 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             num_inference_steps: one entry per model scale (``None`` entries, or ``None``: every step).
             reblurring: ``False`` for the plain DDPM step at every scale (``None``: the scheduler config's).
             guidance: ``guidance(index, stage)`` gives the [`StepGuidance`] hook of a stage (or ``None``).
+            resample_steps: RePaint's resampling at every stage (see `denoise_stage`).
             progress_bar: updated once per step.
         """
         for index, stage in enumerate(stages):
@@ -308,6 +318,7 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
                 num_inference_steps=None if num_inference_steps is None else num_inference_steps[stage.scale],
                 reblurring=reblurring,
                 guidance=None if guidance is None else guidance(index, stage),
+                resample_steps=resample_steps,
                 progress_bar=progress_bar,
             )
         return sample
