@@ -327,9 +327,10 @@ class SinDDMScheduler(SchedulerMixin, ConfigMixin):
     ) -> torch.Tensor:
         """RePaint's jump back (as diffusers' `RePaintScheduler.undo_step`): the result of the step from ``timestep``,
         at the timestep that step landed on (`previous_timestep`), noised forward to ``timestep`` again:
-        x_t = sqrt(alphā_t / alphā_prev)·x_prev + sqrt(1 - alphā_t / alphā_prev)·noise. Only the noise of the forward
-        process is added (the blur mix of scales > 0 changes little over a step). The second-order solver's history
-        is dropped, so the step redone from here is a first-order one.
+        x_t = sqrt(alphā_t / alphā_prev)·x_prev + sqrt(1 - alphā_t / alphā_prev)·noise: the forward process of the
+        plain DDPM step (scale 0, or reblurring off). After a reblurring step it would leave the clean part at the
+        blur mix of prev, not t, and the redone step would deblur it once more (so `denoise_stage` resamples the
+        DDPM steps only). The second-order solver's history is dropped: the step redone from here is first order.
 
         Example:
             >>> import torch
