@@ -245,20 +245,23 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             start_timestep: the timestep ``sample`` was noised to (``None``: the scale's t_i, or T at scale 0).
             reblurring: ``False`` for the plain DDPM step at every scale (``None``: the scheduler config's).
             guidance: a [`StepGuidance`] hook, called after the denoiser at every step.
-            resample_steps: RePaint's resampling (off by default): after every step but the last (t = 0), its
-                result is noised back to the step's timestep (`SinDDMScheduler.undo_step`) and the step redone,
-                this many times; the callback and the progress bar see each timestep once.
+            resample_steps: RePaint's resampling (off by default): after every step that draws noise (the plain
+                DDPM steps: scale 0, or ``reblurring=False``) but the last (t = 0), its result is noised back to the
+                step's timestep (`SinDDMScheduler.undo_step`) and the step redone, this many times; the callback
+                and the progress bar see each timestep once. The deterministic reblurring steps are not resampled:
+                there, repeated re-noising drifts towards the denoiser's mode (sparser, flatter content).
             progress_bar: updated once per step.
         """
         self.scheduler.set_timesteps(
             num_inference_steps=num_inference_steps, device=sample.device, scale=scale, start_timestep=start_timestep
         )
+        draws_noise = scale == 0 or not (self.scheduler.config.reblurring if reblurring is None else reblurring)
         # plain ints: reading a device tensor's value each step would synchronise a GPU every step
         for t in self.scheduler.timesteps.tolist():
             if self.interrupt:
                 break
-            # RePaint: the step's result noised back to t and the step redone (never at t = 0)
-            for repeat in range(1 + (resample_steps if t > 0 else 0)):
+            # RePaint: the step's result noised back to t and the step redone (DDPM steps, never at t = 0)
+            for repeat in range(1 + (resample_steps if t > 0 and draws_noise else 0)):
                 if repeat:
                     sample = self.scheduler.undo_step(sample, t, generator=generator)
                 noise_pred = self.predict_noise(sample, t, scale, blurry)
