@@ -7,8 +7,10 @@ weights. See `SinDDMPatchDenoiser` for the maths and `sinddm_pipeline.patch_post
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -145,6 +147,9 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
 
     conditions_on_blurry_sample = True
     """Pipelines pass this denoiser the blurry image of scales > 0 (``blurry_sample``)."""
+
+    wraps_around = False
+    """Whether calls treat the image as a torus (inside `circular_padding`)."""
 
     @register_to_config
     def __init__(
@@ -293,6 +298,34 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
         for scale in range(self.schedule.num_scales):
             self.reference(scale, guided=scale > 0 and self.config.guide_noise is not None)
 
+    @contextlib.contextmanager
+    def circular_padding(self) -> Iterator[SinDDMPatchDenoiser]:
+        """Within this block calls treat the image as a torus: every query patch is cut from the image padded with
+        its own opposite borders, so all are interior patches (matched with the reference's interior patches), and
+        the estimate continues across the borders; the output tiles without seams. See
+        `~sinddm_pipeline.patch_posterior.posterior_mean_image` (``circular``).
+
+        Example:
+            >>> import torch
+            >>> from PIL import Image
+            >>> from sinddm_pipeline import SinDDMPyramid, SinDDMScheduler
+            >>> from sinddm_pipeline.pyramid import build_pyramid
+            >>> pyramid = build_pyramid(Image.radial_gradient("L").convert("RGB").resize((96, 72)))
+            >>> scheduler = SinDDMScheduler.from_pyramid(pyramid)
+            >>> denoiser = SinDDMPatchDenoiser.from_pyramid(SinDDMPyramid.from_pyramid(pyramid), scheduler)
+            >>> x = torch.randn(1, 3, 24, 32)
+            >>> with denoiser.circular_padding():
+            ...     shifted = denoiser(x.roll(7, dims=-1), timestep=50, scale=0).sample
+            ...     same = denoiser(x, timestep=50, scale=0).sample.roll(7, dims=-1)
+            >>> bool(torch.allclose(shifted, same, atol=1e-4))  # a torus has no borders: shifts commute
+            True
+        """
+        previous, self.wraps_around = self.wraps_around, True
+        try:
+            yield self
+        finally:
+            self.wraps_around = previous
+
     # ----------------------------------------------------------------------------------------------------------
     # the call
 
@@ -370,6 +403,7 @@ class SinDDMPatchDenoiser(ModelMixin, ConfigMixin):
             rho=self.config.window_rho,
             chunk_size=DEFAULT_CHUNK_SIZE,
             window_cutoff=self.config.window_cutoff,
+            circular=self.wraps_around,
         )
         # eps_hat = (x_t - a·(g·b + (1 - g)·x_hat)) / s = (y - a'·x_hat) / s
         return ((y - a_prime * x_hat) / s).to(sample.dtype)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -107,6 +109,35 @@ class SinDDMModel(ModelMixin, ConfigMixin):
             for tensor in [*model.parameters(), *model.buffers()]:
                 tensor.data = tensor.data.clone()
         return model
+
+    @contextlib.contextmanager
+    def circular_padding(self) -> Iterator[SinDDMModel]:
+        """Within this block every padded convolution pads circularly (``padding_mode="circular"``): the model sees
+        its input as a torus, so its prediction has no borders and tiles without seams. The modes are restored on
+        exit. The weights are the same; only the padding changes. (A ``torch.compile``-d model keeps the padding it
+        was compiled with.)
+
+        Example:
+            >>> import torch
+            >>> model = SinDDMModel(dim=8)
+            >>> x = torch.randn(1, 3, 16, 16)
+            >>> with model.circular_padding():
+            ...     shifted = model(x.roll(5, dims=-1), 10, 0).sample
+            ...     same = model(x, 10, 0).sample.roll(5, dims=-1)
+            >>> bool(torch.allclose(shifted, same, atol=1e-5))  # a torus has no borders: shifts commute
+            True
+            >>> model.blocks[0].conv1.padding_mode  # restored
+            'zeros'
+        """
+        convolutions = [m for m in self.modules() if isinstance(m, nn.Conv2d) and any(m.padding)]
+        modes = [conv.padding_mode for conv in convolutions]
+        for conv in convolutions:
+            conv.padding_mode = "circular"
+        try:
+            yield self
+        finally:
+            for conv, mode in zip(convolutions, modes, strict=True):
+                conv.padding_mode = mode
 
     def forward(
         self,

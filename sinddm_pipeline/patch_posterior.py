@@ -504,6 +504,25 @@ def posterior_mean_patches(
     return out
 
 
+def wrap_pad(image: torch.Tensor, pad: int) -> torch.Tensor:
+    """``image`` (..., H, W) padded by ``pad`` pixels on every side with its own opposite border (a torus), for any
+    ``pad`` (also more than a side: the image repeats).
+
+    Example:
+        >>> import torch
+        >>> wrap_pad(torch.arange(3.0).reshape(1, 1, 1, 3), 2)[0, 0]
+        tensor([[1., 2., 0., 1., 2., 0., 1.],
+                [1., 2., 0., 1., 2., 0., 1.],
+                [1., 2., 0., 1., 2., 0., 1.],
+                [1., 2., 0., 1., 2., 0., 1.],
+                [1., 2., 0., 1., 2., 0., 1.]])
+    """
+    height, width = image.shape[-2:]
+    rows = torch.arange(-pad, height + pad, device=image.device) % height
+    cols = torch.arange(-pad, width + pad, device=image.device) % width
+    return image.index_select(-2, rows).index_select(-1, cols)
+
+
 def posterior_mean_image(
     noisy: torch.Tensor,
     sigma: float,
@@ -515,6 +534,7 @@ def posterior_mean_image(
     rho: float | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     window_cutoff: float | None = None,
+    circular: bool = False,
 ) -> torch.Tensor:
     """The image estimate of ``noisy`` (B, C, H, W) = clean + sigma·noise: the posterior mean of its patches (every
     patch of the padded image, or a grid of ``stride`` shifted by ``offset``), averaged at every pixel over the
@@ -524,6 +544,10 @@ def posterior_mean_image(
     ``window_cutoff`` (an approximation; ``None``: exact) drops the pixels of each patch where the window is below
     that fraction of its peak, so that only the rest of the posterior mean is computed (with a narrow window, a few
     pixels around the centre); where the kept pixels would leave a pixel of the image uncovered, nothing is dropped.
+
+    ``circular``: the image is a torus (for tileable output). It is padded by P - 1 pixels with its own opposite
+    borders (`wrap_pad`), so every pixel is covered by all P x P patches around it, each of them real (wrapped)
+    content: every query is an interior patch and matches the interior references only.
     """
     batch, channels, height, width = noisy.shape
     size, pad = reference.patch_size, reference.padding
@@ -531,13 +555,21 @@ def posterior_mean_image(
         raise ValueError(f"stride must be in [1, patch_size] = [1, {size}], got {stride}.")
     if window_cutoff is not None and not 0 <= window_cutoff < 1:
         raise ValueError(f"window_cutoff must be in [0, 1) or None, got {window_cutoff!r}.")
-    if pad:
+    if circular:
+        pad = size - 1
+        noisy = wrap_pad(noisy, pad)
+        guide = None if guide is None else wrap_pad(guide, pad)
+    elif pad:
         noisy = F.pad(noisy, (pad,) * 4)
         guide = None if guide is None else F.pad(guide, (pad,) * 4)
     padded_height, padded_width = height + 2 * pad, width + 2 * pad
     rows = grid_positions(padded_height, size, stride, offset[0])
     cols = grid_positions(padded_width, size, stride, offset[1])
-    codes = border_codes(height, width, size, pad, rows, cols).to(noisy.device) if pad else None
+    if circular:
+        interior = reference.codes is not None  # code 0 for every query; no codes: the set has no border patches
+        codes = torch.zeros(len(rows) * len(cols), dtype=torch.long, device=noisy.device) if interior else None
+    else:
+        codes = border_codes(height, width, size, pad, rows, cols).to(noisy.device) if pad else None
     support = window_support(size, rho, window_cutoff)
     if not (covers(height, pad, rows, support) and covers(width, pad, cols, support)):
         support = torch.arange(size)

@@ -11,7 +11,7 @@ from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from .limits import check_output_size
 from .pipeline_sinddm_base import SinDDMPipelineBase, StepGuidance
 from .pyramid import DEFAULT_MAX_PIXELS
-from .retargeting import Stage, plan_stages
+from .retargeting import Stage
 from .roi import ROIGuidance, check_roi_arguments
 
 logger = logging.getLogger(__name__)
@@ -102,17 +102,6 @@ class SinDDMPipeline(SinDDMPipelineBase):
             **folder_kwargs,
         )
 
-    def plan(
-        self,
-        height_scale: float = 1.0,
-        width_scale: float = 1.0,
-        height: int | None = None,
-        width: int | None = None,
-    ) -> list[Stage]:
-        """The generation stages (model scale and (height, width)) for these size arguments; see `__call__`."""
-        config = self.scheduler.config
-        return plan_stages(config.scale_sizes, config.scale_factor, height_scale, width_scale, height, width)
-
     def prepare_roi(
         self,
         roi_source_box: Sequence[int] | None,
@@ -133,50 +122,6 @@ class SinDDMPipeline(SinDDMPipelineBase):
         images = [self.pyramid.image(index).to(device=device, dtype=dtype) for index in range(self.pyramid.num_scales)]
         return ROIGuidance.build(*checked, images, self.scheduler.config.scale_factor, stages)
 
-    def default_num_inference_steps(
-        self, num_inference_steps: int | Sequence[int] | None
-    ) -> int | Sequence[int] | None:
-        """``num_inference_steps`` as given, or when ``None`` the denoiser's own default: a training-free denoiser's
-        ``config.num_inference_steps``, the fast steps after `enable_fast_sampling`; ``None`` (every step, the exact
-        reference) for a trained model."""
-        if num_inference_steps is not None:
-            return num_inference_steps
-        if self._fast_num_inference_steps is not None:  # set by enable_fast_sampling
-            return self._fast_num_inference_steps
-        return getattr(self.denoiser.config, "num_inference_steps", None)
-
-    def check_num_inference_steps(self, num_inference_steps: int | Sequence[int] | None) -> list[int | None]:
-        """``num_inference_steps`` of `__call__` as one entry per model scale (``None``: every step of that scale).
-
-        Raises:
-            ValueError: for anything but ``None``, an int >= 2 or one such int per scale (coarsest first).
-        """
-        num_scales = self.scheduler.num_scales
-        if num_inference_steps is None:
-            return [None] * num_scales
-        error = ValueError(
-            f"num_inference_steps must be an int >= 2, a list of {num_scales} such ints (one per scale, coarsest "
-            f"first) or None (exact), got {num_inference_steps!r}."
-        )
-        if isinstance(num_inference_steps, int):
-            counts = [num_inference_steps] * num_scales
-        elif isinstance(num_inference_steps, Sequence) and not isinstance(num_inference_steps, str):
-            counts = list(num_inference_steps)
-        else:
-            raise error
-        if len(counts) != num_scales or any(isinstance(c, bool) or not isinstance(c, int) or c < 2 for c in counts):
-            raise error
-        return counts
-
-    def num_steps(self, stages: list[Stage], num_inference_steps: int | Sequence[int] | None = None) -> int:
-        """Total denoising steps of a generation over these stages (at most ``num_inference_steps`` per stage)."""
-        counts = self.check_num_inference_steps(num_inference_steps)
-        total = 0
-        for stage in stages:
-            start, count = self.scheduler.start_timesteps[stage.scale], counts[stage.scale]
-            total += start if count is None else min(start, count)
-        return total
-
     @torch.no_grad()
     def __call__(
         self,
@@ -191,6 +136,7 @@ class SinDDMPipeline(SinDDMPipelineBase):
         roi_source_box: Sequence[int] | None = None,
         roi_target_boxes: Sequence[Sequence[int]] | None = None,
         num_inference_steps: int | Sequence[int] | None = None,
+        tileable: bool = False,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] | None = None,
     ) -> ImagePipelineOutput | tuple:
@@ -221,6 +167,10 @@ class SinDDMPipeline(SinDDMPipelineBase):
                 (``pipe.scheduler = SinDDMScheduler.from_config(pipe.scheduler.config, solver_order=2)``): with it,
                 ``[10, 6, 5, 4, 3]`` matches the exact path's quality (benchmarks/RESULTS.md); with the reference
                 step it does not.
+            tileable (`bool`, defaults to `False`): seamless output that tiles without seams: the denoiser sees the
+                image as a torus (circular padding) and every up-sampling between scales wraps around, so the
+                last column joins the first (and the last row the first) as smoothly as neighbouring pixels
+                inside (`~sinddm_pipeline.metrics.seam_ratio` near 1; about 2-40 without).
             callback_on_step_end (`Callable`, *optional*): diffusers' step callback, called after every denoising
                 step of every scale as ``callback_on_step_end(pipe, step_index, timestep, callback_kwargs)`` with
                 ``callback_kwargs = {"sample": sample}``; a returned ``{"sample": ...}`` replaces the sample.
@@ -247,9 +197,11 @@ class SinDDMPipeline(SinDDMPipelineBase):
             >>> large = pipe(height=2 * image.height, width=2 * image.width).images[0]  # 2x: extra, finer scales
             >>> # ROI: the training image's region at rows 40-79, columns 60-109 appears twice, side by side
             >>> roi = pipe(roi_source_box=(40, 60, 40, 50), roi_target_boxes=[(100, 10, 40, 50), (100, 150, 40, 50)])
+            >>> tile = pipe(tileable=True, generator=generator).images[0]  # seamless: tiles without seams
             ```
         """
         self.check_call_inputs(batch_size, output_type, generator)
+        self.check_tileable(tileable)
         num_inference_steps = self.default_num_inference_steps(num_inference_steps)
         steps = self.check_num_inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
@@ -272,6 +224,7 @@ class SinDDMPipeline(SinDDMPipelineBase):
                 generator=generator,
                 num_inference_steps=steps,
                 guidance=guidance,
+                tileable=tileable,
                 progress_bar=progress_bar,
             )
 

