@@ -166,8 +166,8 @@ def mean_strip_swd(images: np.ndarray, margin: int, reference: Image.Image) -> f
 
 def test_outpainting_keeps_the_image_and_fills_the_margins_like_a_free_sample(hubble):
     """Margins of 32 px on every side (a 303x272 canvas); the margins' patches are compared with those of free
-    samples of the same canvas size, at the same places. Measured (seeds 0, 1): outpainted 0.0253, free 0.0254
-    (free samples at the training size: 0.0257)."""
+    samples of the same canvas size, at the same places. Measured (seeds 0, 1): outpainted 0.0260, free 0.0261
+    (free samples at the training size: 0.0252; over seeds 0-3: 0.0253, 0.0254, 0.0257)."""
     image = hubble.pyramid.pil(hubble.pyramid.num_scales - 1)
     margin = 32
     generators = [seeded(0), seeded(1)]
