@@ -9,9 +9,24 @@ from .scheduling_sinddm import SinDDMScheduler, SinDDMSchedulerOutput
 from .version import __version__ as __version__
 
 # The CLIP pipeline imports transformers, which takes seconds: it is imported on first use.
-_LAZY = {"SinDDMCLIPPipeline": "pipeline_sinddm_clip", "SinDDMCLIPPipelineOutput": "pipeline_sinddm_clip"}
+_LAZY = {
+    "SinDDMCLIPPipeline": "pipeline_sinddm_clip",
+    "SinDDMCLIPPipelineOutput": "pipeline_sinddm_clip",
+    "SinDDMAnimationPipeline": "pipeline_sinddm_animation",
+    "SinDDMAnimationPipelineOutput": "pipeline_sinddm_animation",
+    "SinDDMInpaintPipeline": "pipeline_sinddm_inpaint",
+    "SinDDMPaintPipeline": "pipeline_sinddm_paint",
+    "SinDDMSuperResolutionPipeline": "pipeline_sinddm_superres",
+    "export_animation": "animation_export",
+}
 
 __all__ = [
+    "SinDDMAnimationPipeline",
+    "SinDDMAnimationPipelineOutput",
+    "SinDDMInpaintPipeline",
+    "SinDDMPaintPipeline",
+    "SinDDMSuperResolutionPipeline",
+    "export_animation",
     "SinDDMCLIPPipeline",
     "SinDDMCLIPPipelineOutput",
     "SinDDMImg2ImgPipeline",
