@@ -151,3 +151,26 @@ def save_tiny_clip(folder) -> None:
     torch.manual_seed(0)
     CLIPModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+
+
+def quiet_pipe(cls, pipe):
+    """``cls.from_pipe(pipe)`` (the same components) with its progress bar off."""
+    out = cls.from_pipe(pipe)
+    out.set_progress_bar_config(disable=True)
+    return out
+
+
+def fast_shipped_pipe(cls):
+    """The shipped model as ``cls`` with the fast settings (second-order solver, steps [10, 6, 5, 4, 3])."""
+    pipe = cls.from_pretrained("models/hubble-sinddm")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_fast_sampling()
+    return pipe
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def as_float(image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float64)

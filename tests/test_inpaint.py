@@ -5,7 +5,7 @@ RePaint resampling; training-free pipelines; bad input. The known_pixels helpers
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_pipeline
+from conftest import as_float, fast_shipped_pipe, quiet_pipe, seeded, tiny_pipeline
 from PIL import Image
 from skimage import data
 
@@ -18,33 +18,16 @@ from sinddm_pipeline.retargeting import Stage
 TINY_STEPS = [10, 4]  # the tiny pipelines' two scales, strided: the properties tested do not need every step
 
 
-def inpaint_pipe(pipe):
-    out = SinDDMInpaintPipeline.from_pipe(pipe)
-    out.set_progress_bar_config(disable=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny():
     """An untrained dim-4 model on a synthetic 96x72 image (2 scales)."""
-    return inpaint_pipe(tiny_pipeline(dim=4))
+    return quiet_pipe(SinDDMInpaintPipeline, tiny_pipeline(dim=4))
 
 
 @pytest.fixture(scope="module")
 def hubble():
     """The shipped model with the fast settings (second-order solver, steps [10, 6, 5, 4, 3]): ~2 s a sample."""
-    pipe = SinDDMInpaintPipeline.from_pretrained("models/hubble-sinddm")
-    pipe.set_progress_bar_config(disable=True)
-    pipe.enable_fast_sampling()
-    return pipe
-
-
-def seeded(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
-def as_float(image):
-    return np.asarray(image, dtype=np.float64)
+    return fast_shipped_pipe(SinDDMInpaintPipeline)
 
 
 def square_mask(size, box):
@@ -249,7 +232,7 @@ def test_batches_and_output_types(tiny):
 
 
 def test_a_training_free_pipeline_inpaints_and_outpaints():
-    pipe = inpaint_pipe(SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
+    pipe = quiet_pipe(SinDDMInpaintPipeline, SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
     image = pipe.pyramid.pil(pipe.pyramid.num_scales - 1)  # 94x63
     box = (35, 20, 60, 45)
     filled = pipe(image, mask_image=square_mask(image.size, box), feather_radius=4, generator=seeded()).images[0]
@@ -262,7 +245,7 @@ def test_a_training_free_pipeline_inpaints_and_outpaints():
 
 
 def test_a_large_image_is_capped_with_its_margins():
-    pipe = inpaint_pipe(tiny_pipeline(dim=4))
+    pipe = quiet_pipe(SinDDMInpaintPipeline, tiny_pipeline(dim=4))
     big = Image.new("RGB", (400, 300), "teal")  # 120,000 px: resized to 258x193
     out = pipe(big, left=100, num_inference_steps=TINY_STEPS, generator=seeded()).images[0]
     assert out.size == (258 + 64, 193)  # the margin scaled with the image: round(100 * 258 / 400)

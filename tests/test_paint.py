@@ -4,7 +4,7 @@ pixel beyond the dilated mask and regenerates the region; determinism; training-
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_pipeline
+from conftest import as_float, fast_shipped_pipe, quiet_pipe, seeded, tiny_pipeline
 from PIL import Image, ImageDraw
 from skimage import data
 
@@ -15,33 +15,16 @@ from sinddm_pipeline.pipeline_sinddm_paint import SinDDMPaintPipeline, paint_siz
 TINY_STEPS = [10, 4]
 
 
-def paint_pipe(pipe):
-    out = SinDDMPaintPipeline.from_pipe(pipe)
-    out.set_progress_bar_config(disable=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny():
     """An untrained dim-4 model on a synthetic 96x72 image (2 scales)."""
-    return paint_pipe(tiny_pipeline(dim=4))
+    return quiet_pipe(SinDDMPaintPipeline, tiny_pipeline(dim=4))
 
 
 @pytest.fixture(scope="module")
 def hubble():
     """The shipped model with the fast settings (second-order solver, steps [10, 6, 5, 4, 3])."""
-    pipe = SinDDMPaintPipeline.from_pretrained("models/hubble-sinddm")
-    pipe.set_progress_bar_config(disable=True)
-    pipe.enable_fast_sampling()
-    return pipe
-
-
-def seeded(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
-def as_float(image):
-    return np.asarray(image, dtype=np.float64)
+    return fast_shipped_pipe(SinDDMPaintPipeline)
 
 
 def low(image: Image.Image, size=(24, 12)) -> np.ndarray:
@@ -136,7 +119,7 @@ def test_the_same_seed_gives_the_same_result_and_another_seed_another(tiny):
 
 
 def test_a_training_free_pipeline_paints_and_edits():
-    pipe = paint_pipe(SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
+    pipe = quiet_pipe(SinDDMPaintPipeline, SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
     image = pipe.pyramid.pil(pipe.pyramid.num_scales - 1)  # 94x63
     painting = image.quantize(6).convert("RGB").resize((24, 16), Image.BOX)  # a rough painting in its colours
     result = pipe(painting, generator=seeded()).images[0]
