@@ -202,8 +202,7 @@ class SinDDMPipeline(SinDDMPipelineBase):
         """
         self.check_call_inputs(batch_size, output_type, generator)
         self.check_tileable(tileable)
-        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
-        steps = self.check_num_inference_steps(num_inference_steps)
+        steps = self.inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
         check_output_size(batch_size, *stages[-1].size)
         roi = self.prepare_roi(roi_source_box, roi_target_boxes, stages, self._execution_device, self.sample_dtype)
@@ -214,21 +213,8 @@ class SinDDMPipeline(SinDDMPipelineBase):
             return self.estimate_guidance(lambda estimate, t: roi.apply(estimate, index, stage.scale), stage.scale)
 
         sample = self.start_sample((batch_size, 3, *stages[0].size), generator)
-        total = self._num_timesteps = self.num_steps(stages, num_inference_steps)
-        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=total
-        ) as progress_bar:
-            sample = self.denoise_stages(
-                sample,
-                stages,
-                generator=generator,
-                num_inference_steps=steps,
-                guidance=guidance,
-                tileable=tileable,
-                progress_bar=progress_bar,
-            )
-
-        images = self.finish(sample, output_type)
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        sample = self.generate_stages(
+            sample, stages, steps, callback_on_step_end, callback_on_step_end_tensor_inputs, generator=generator,
+            guidance=guidance, tileable=tileable
+        )
+        return self.image_output(sample, output_type, return_dict)

@@ -102,10 +102,7 @@ class SinDDMAnimationPipeline(SinDDMPipelineBase):
     (``SinDDMAnimationPipeline.from_pipe(SinDDMPipeline.from_image(image))``); it shares the components of
     [`SinDDMPipeline`]. Write the frames with [`export_animation`] (GIF; MP4 with imageio-ffmpeg).
 
-    Components:
-        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free.
-        scheduler ([`SinDDMScheduler`]): the multi-scale blur + noise process.
-        pyramid ([`SinDDMPyramid`]): the training image at every scale.
+    Components: those of [`SinDDMPipeline`] (``denoiser``, trained or training-free; ``scheduler``; ``pyramid``).
 
     Example:
         ```py
@@ -219,8 +216,7 @@ class SinDDMAnimationPipeline(SinDDMPipelineBase):
         self.check_tileable(tileable)
         if isinstance(generator, (list, tuple)):
             generator = generator[0]
-        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
-        steps = self.check_num_inference_steps(num_inference_steps)
+        steps = self.inference_steps(num_inference_steps)
         stages = self.plan(height_scale, width_scale, height, width)
         frame_height, frame_width = stages[-1].size
         check_output_size(1, frame_height, frame_width)
@@ -242,11 +238,9 @@ class SinDDMAnimationPipeline(SinDDMPipelineBase):
 
         per_batch = max(1, min(num_frames, FRAME_BATCH_PIXELS // (frame_height * frame_width)))
         batches = [list(range(first, min(first + per_batch, num_frames))) for first in range(0, num_frames, per_batch)]
-        total = self._num_timesteps = self.num_steps(stages, num_inference_steps) * len(batches)
+        total = self.count_steps(stages, steps) * len(batches)
         samples = []
-        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=total
-        ) as progress_bar:
+        with self.denoising(total, callback_on_step_end, callback_on_step_end_tensor_inputs) as progress_bar:
             for frames in batches:
                 if self.interrupt:
                     break

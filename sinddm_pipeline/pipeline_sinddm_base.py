@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+from diffusers.pipelines.pipeline_utils import DiffusionPipeline, ImagePipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
@@ -238,20 +238,65 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             raise error
         return counts
 
+    def inference_steps(self, num_inference_steps: int | Sequence[int] | None) -> list[int | None]:
+        """A call's ``num_inference_steps`` as one checked entry per model scale, its default applied
+        (`default_num_inference_steps`, then `check_num_inference_steps`)."""
+        return self.check_num_inference_steps(self.default_num_inference_steps(num_inference_steps))
+
     def num_steps(self, stages: list[Stage], num_inference_steps: int | Sequence[int] | None = None) -> int:
         """Total denoising steps of a generation over these stages (at most ``num_inference_steps`` per stage)."""
-        counts = self.check_num_inference_steps(num_inference_steps)
+        return self.count_steps(stages, self.check_num_inference_steps(num_inference_steps))
+
+    def count_steps(self, stages: Sequence[Stage], steps: Sequence[int | None]) -> int:
+        """Total denoising steps over these stages for per-scale ``steps`` (from `inference_steps`)."""
         total = 0
         for stage in stages:
-            start, count = self.scheduler.start_timesteps[stage.scale], counts[stage.scale]
+            start, count = self.scheduler.start_timesteps[stage.scale], steps[stage.scale]
             total += start if count is None else min(start, count)
         return total
+
+    @contextlib.contextmanager
+    def denoising(
+        self,
+        total: int,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+    ):
+        """The block of a call's denoising: `num_timesteps` is ``total``, every step ends with the step callback
+        (`step_callback`), and the block gets a progress bar of ``total`` steps to update."""
+        self._num_timesteps = total
+        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
+            total=total
+        ) as progress_bar:
+            yield progress_bar
+
+    def generate_stages(
+        self,
+        sample: torch.Tensor,
+        stages: Sequence[Stage],
+        steps: Sequence[int | None],
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
+        *,
+        total: int | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """`denoise_stages` as a call's whole denoising (`denoising`): per-scale ``steps`` (from `inference_steps`),
+        ``options`` as `denoise_stages` takes them, ``total`` the steps it makes (default: `count_steps`)."""
+        total = self.count_steps(stages, steps) if total is None else total
+        with self.denoising(total, callback_on_step_end, callback_on_step_end_tensor_inputs) as progress_bar:
+            return self.denoise_stages(sample, stages, num_inference_steps=steps, progress_bar=progress_bar, **options)
 
     def finish(self, sample: torch.Tensor, output_type: str):
         """The images of a call from its final [-1, 1] sample; frees the offload hooks."""
         images = postprocess(sample, output_type)
         self.maybe_free_model_hooks()
         return images
+
+    def image_output(self, sample: torch.Tensor, output_type: str, return_dict: bool) -> ImagePipelineOutput | tuple:
+        """A call's return value from its final [-1, 1] sample: an [`ImagePipelineOutput`], or ``(images,)``."""
+        images = self.finish(sample, output_type)
+        return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     # ----------------------------------------------------------------------------------------------------------
     # the denoising loop

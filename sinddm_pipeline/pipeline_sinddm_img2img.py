@@ -208,10 +208,7 @@ class SinDDMImg2ImgPipeline(SinDDMPipelineBase):
         scale = self.scheduler.num_scales - 1
 
         sample = self.noised(start, start_timestep, generator)
-        self._num_timesteps = start_timestep
-        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=self._num_timesteps
-        ) as progress_bar:
+        with self.denoising(start_timestep, callback_on_step_end, callback_on_step_end_tensor_inputs) as progress_bar:
             # at scales > 0 the reblurring step without its blur (gamma = 0); a one-scale model: plain DDPM steps
             sample = self.denoise_stage(
                 sample,
@@ -229,7 +226,4 @@ class SinDDMImg2ImgPipeline(SinDDMPipelineBase):
             kept = ((start.to(sample.dtype) + 1) / 2).clamp(0, 1)
             sample = (m * result + (1 - m) * kept) * 2 - 1
 
-        images = self.finish(sample, output_type)
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        return self.image_output(sample, output_type, return_dict)

@@ -122,10 +122,7 @@ class SinDDMInpaintPipeline(SinDDMPipelineBase):
     generated region grows consistent with them at every scale; at the last step the known pixels come out as they
     are. Optionally, RePaint-style resampling (``resample_steps``) at the coarsest scale harmonises the two further.
 
-    Components:
-        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free.
-        scheduler ([`SinDDMScheduler`]): the multi-scale blur + noise process.
-        pyramid ([`SinDDMPyramid`]): the training image at every scale.
+    Components: those of [`SinDDMPipeline`] (``denoiser``, trained or training-free; ``scheduler``; ``pyramid``).
 
     Example:
         ```py
@@ -246,8 +243,7 @@ class SinDDMInpaintPipeline(SinDDMPipelineBase):
         """
         margins = (top, bottom, left, right)
         self.check_inputs(mask_image, margins, feather_radius, resample_steps, batch_size, output_type, generator)
-        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
-        steps = self.check_num_inference_steps(num_inference_steps)
+        steps = self.inference_steps(num_inference_steps)
         if mask_image is not None:
             canvas = inpainting_canvas(image, mask_image, feather_radius)
         else:
@@ -264,23 +260,11 @@ class SinDDMInpaintPipeline(SinDDMPipelineBase):
             return self.estimate_guidance(lambda estimate, t: known.keep(estimate, index), stage.scale)
 
         sample = self.start_sample((batch_size, 3, *stages[0].size), generator)
-        self._num_timesteps = self.num_steps(stages, num_inference_steps)
-        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=self._num_timesteps
-        ) as progress_bar:
-            sample = self.denoise_stages(
-                sample,
-                stages,
-                generator=generator,
-                num_inference_steps=steps,
-                guidance=guidance,
-                resample_steps=resample_steps,
-                progress_bar=progress_bar,
-            )
+        sample = self.generate_stages(
+            sample, stages, steps, callback_on_step_end, callback_on_step_end_tensor_inputs, generator=generator,
+            guidance=guidance, resample_steps=resample_steps
+        )
 
         if tuple(sample.shape[-2:]) == (height, width):  # not so when a callback interrupted the call
             sample = blend(sample, original, canvas.weight.to(device)[None, None])  # the kept pixels exactly
-        images = self.finish(sample, output_type)
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        return self.image_output(sample, output_type, return_dict)

@@ -83,10 +83,7 @@ class SinDDMPaintPipeline(SinDDMPipelineBase):
     clean-image estimate (see [`~sinddm_pipeline.known_pixels.KnownPixels`]), so the region is regenerated
     consistently with them.
 
-    Components:
-        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free.
-        scheduler ([`SinDDMScheduler`]): the multi-scale blur + noise process.
-        pyramid ([`SinDDMPyramid`]): the training image at every scale.
+    Components: those of [`SinDDMPipeline`] (``denoiser``, trained or training-free; ``scheduler``; ``pyramid``).
 
     Example:
         ```py
@@ -203,8 +200,7 @@ class SinDDMPaintPipeline(SinDDMPipelineBase):
             ```
         """
         self.check_inputs(start_scale, feather_radius, batch_size, output_type, generator)
-        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
-        steps = self.check_num_inference_steps(num_inference_steps)
+        steps = self.inference_steps(num_inference_steps)
         device, dtype = self._execution_device, self.sample_dtype
         known = weight = None
         if mask_image is None:
@@ -234,23 +230,11 @@ class SinDDMPaintPipeline(SinDDMPipelineBase):
 
         coarser = resize(original, stages[start_scale - 1].size).repeat(batch_size, 1, 1, 1)
         sample, blurry = self.renoise(coarser, stages[start_scale], generator)
-        self._num_timesteps = self.num_steps(stages[start_scale:], num_inference_steps)
-        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=self._num_timesteps
-        ) as progress_bar:
-            sample = self.denoise_stages(
-                sample,
-                stages[start_scale:],
-                generator=generator,
-                blurry=blurry,
-                num_inference_steps=steps,
-                guidance=guidance,
-                progress_bar=progress_bar,
-            )
+        sample = self.generate_stages(
+            sample, stages[start_scale:], steps, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            generator=generator, blurry=blurry, guidance=guidance
+        )
 
         if weight is not None and tuple(sample.shape[-2:]) == tuple(original.shape[-2:]):
             sample = blend(sample, original, weight)  # not when a callback interrupted the call
-        images = self.finish(sample, output_type)
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        return self.image_output(sample, output_type, return_dict)

@@ -82,10 +82,7 @@ class SinDDMSuperResolutionPipeline(SinDDMPipelineBase):
     (``SinDDMSuperResolutionPipeline.from_pipe(SinDDMPipeline.from_image(image))``); it shares the components of
     [`SinDDMPipeline`].
 
-    Components:
-        denoiser ([`SinDDMModel`] or [`SinDDMPatchDenoiser`]): the noise predictor, trained or training-free.
-        scheduler ([`SinDDMScheduler`]): the multi-scale blur + noise process (its finest scale runs every stage).
-        pyramid ([`SinDDMPyramid`]): the training image at every scale.
+    Components: those of [`SinDDMPipeline`] (``denoiser``, trained or training-free; ``scheduler``; ``pyramid``).
 
     Example:
         ```py
@@ -198,8 +195,7 @@ class SinDDMSuperResolutionPipeline(SinDDMPipelineBase):
                 "Super-resolution needs a model with at least 2 scales: the finest scale of a one-scale model starts "
                 "from pure noise, so the input would be lost."
             )
-        num_inference_steps = self.default_num_inference_steps(num_inference_steps)
-        steps = self.check_num_inference_steps(num_inference_steps)
+        steps = self.inference_steps(num_inference_steps)
         start = self.prepare_input(image, upscale_factor).repeat(batch_size, 1, 1, 1)
         finest = self.scheduler.num_scales - 1
         stages = upscale_stages(tuple(start.shape[-2:]), upscale_factor, self.scheduler.config.scale_factor, finest)
@@ -207,23 +203,10 @@ class SinDDMSuperResolutionPipeline(SinDDMPipelineBase):
 
         start_t = self.scheduler.start_timesteps[finest] if start_timestep is None else start_timestep
         per_stage = start_t if steps[finest] is None else min(start_t, steps[finest])
-        total = self._num_timesteps = per_stage * len(stages)
-        with self.step_callback(callback_on_step_end, callback_on_step_end_tensor_inputs), self.progress_bar(
-            total=total
-        ) as progress_bar:
-            sample, blurry = self.renoise(start, stages[0], generator, start_timestep, wrap=tileable)
-            sample = self.denoise_stages(
-                sample,
-                stages,
-                generator=generator,
-                blurry=blurry,
-                num_inference_steps=steps,
-                tileable=tileable,
-                start_timestep=start_timestep,
-                progress_bar=progress_bar,
-            )
-
-        images = self.finish(sample, output_type)
-        if not return_dict:
-            return (images,)
-        return ImagePipelineOutput(images=images)
+        sample, blurry = self.renoise(start, stages[0], generator, start_timestep, wrap=tileable)
+        sample = self.generate_stages(
+            sample, stages, steps, callback_on_step_end, callback_on_step_end_tensor_inputs,
+            total=per_stage * len(stages), generator=generator, blurry=blurry, tileable=tileable,
+            start_timestep=start_timestep
+        )
+        return self.image_output(sample, output_type, return_dict)
