@@ -43,6 +43,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from .acceleration import FastInferenceMixin
+from .dtypes import quiet_dtype_cast
 from .limits import check_count, check_generator
 from .modeling_patch_denoiser import SinDDMPatchDenoiser
 from .modeling_pyramid import SinDDMPyramid
@@ -160,7 +161,8 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
         """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
         e.g. ``SinDDMImg2ImgPipeline.from_pipe(sinddm_pipe)``. Note that diffusers casts the models to
         ``torch_dtype`` (float32 unless given)."""
-        return super().from_pipe(pipeline, **kwargs)
+        with quiet_dtype_cast():  # diffusers' empty "kept in float32: []" warning of that cast
+            return super().from_pipe(pipeline, **kwargs)
 
     # ----------------------------------------------------------------------------------------------------------
     # inputs and outputs
