@@ -64,7 +64,10 @@ def mp4_available() -> bool:
 
 
 def export_animation(
-    frames: Sequence[Image.Image] | np.ndarray | torch.Tensor, path: str | os.PathLike, fps: float = 10.0
+    frames: Sequence[Image.Image] | np.ndarray | torch.Tensor,
+    path: str | os.PathLike,
+    fps: float = 10.0,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``frames`` (see `frames_to_pil`) to ``path`` as a clip that loops forever; returns the path.
 
@@ -72,11 +75,16 @@ def export_animation(
     10 ms). ``.mp4``: H.264 via ``imageio-ffmpeg`` (``pip install imageio-ffmpeg``; not a dependency of this
     package), which players loop when told to.
 
+    An existing file at ``path`` is kept (FileExistsError) unless ``overwrite``.
+
     Raises:
         ValueError: for another suffix, ``fps`` not a number in (0, 100], no frames, or MP4 without
             imageio-ffmpeg installed.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
     """
     path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{str(path)!r} already exists; choose another path or pass overwrite=True.")
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"path must end in one of {FORMATS}, got {str(path)!r}.")

@@ -126,6 +126,18 @@ def test_the_gif_round_trips(tiny_animation, tmp_path):
     assert [frame.size for frame in frames_to_pil(np.zeros((2, 6, 9, 3)))] == [(9, 6)] * 2
 
 
+def test_an_existing_file_is_kept_unless_overwrite_is_given(tmp_path):
+    mine = tmp_path / "loop.gif"
+    mine.write_bytes(b"the user's file")
+    frames = [Image.new("RGB", (8, 8), (i * 60, 0, 0)) for i in range(3)]
+    with pytest.raises(FileExistsError, match="loop.gif"):
+        export_animation(frames, mine)
+    assert mine.read_bytes() == b"the user's file"
+    export_animation(frames, mine, overwrite=True)
+    with Image.open(mine) as gif:
+        assert gif.n_frames == 3
+
+
 @pytest.mark.skipif(not mp4_available(), reason="MP4 export needs the optional imageio-ffmpeg package")
 def test_the_mp4_round_trips(tmp_path):
     import imageio_ffmpeg
