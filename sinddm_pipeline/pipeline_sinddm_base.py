@@ -159,10 +159,36 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
     @classmethod
     def from_pipe(cls, pipeline: DiffusionPipeline, **kwargs) -> DiffusionPipeline:
         """diffusers' `DiffusionPipeline.from_pipe`: the same components (shared, not copied) in this pipeline class,
-        e.g. ``SinDDMImg2ImgPipeline.from_pipe(sinddm_pipe)``. Note that diffusers casts the models to
-        ``torch_dtype`` (float32 unless given)."""
-        with quiet_dtype_cast():  # diffusers' empty "kept in float32: []" warning of that cast
-            return super().from_pipe(pipeline, **kwargs)
+        e.g. ``SinDDMImg2ImgPipeline.from_pipe(sinddm_pipe)``.
+
+        The fast-sampling settings of ``pipeline`` (`enable_fast_sampling`) carry over: the shared denoiser keeps
+        its dtype and memory format (diffusers would cast every model to float32; ``torch_dtype`` still casts them
+        all) and calls without ``num_inference_steps`` take the same fast steps.
+
+        Example:
+            >>> from sinddm_pipeline import SinDDMPipeline
+            >>> from sinddm_pipeline.pipeline_sinddm_inpaint import SinDDMInpaintPipeline
+            >>> pipe = SinDDMPipeline.from_pretrained("models/hubble-sinddm")
+            >>> choice = pipe.enable_fast_sampling()
+            >>> inpaint = SinDDMInpaintPipeline.from_pipe(pipe)
+            >>> inpaint.denoiser is pipe.denoiser
+            True
+            >>> inpaint.default_num_inference_steps(None) == choice.num_inference_steps  # the fast steps
+            True
+        """
+        keep_dtypes = "torch_dtype" not in kwargs and "dtype" not in kwargs
+        dtypes = {
+            name: module.dtype
+            for name, module in pipeline.components.items()
+            if isinstance(module, torch.nn.Module) and getattr(module, "dtype", torch.uint8).is_floating_point
+        }
+        with quiet_dtype_cast():  # diffusers' empty "kept in float32: []" warning of these casts
+            new = super().from_pipe(pipeline, **kwargs)
+            if keep_dtypes:
+                for name, dtype in dtypes.items():
+                    getattr(new, name).to(dtype)
+        new._fast_num_inference_steps = getattr(pipeline, "_fast_num_inference_steps", None)
+        return new
 
     # ----------------------------------------------------------------------------------------------------------
     # inputs and outputs

@@ -28,6 +28,21 @@ def test_bf16_is_chosen_where_the_probe_measures_it_faster():
     assert pipe.default_num_inference_steps(7) == 7  # explicit steps still win
 
 
+def test_from_pipe_keeps_the_fast_settings_of_the_pipeline_it_shares():
+    from sinddm_pipeline.pipeline_sinddm_inpaint import SinDDMInpaintPipeline
+
+    pipe = tiny_pipeline()
+    choice = pipe.enable_fast_sampling(timer=fixed_timer({"fp32": 1.0, "fp32+cl": 0.8, "bf16+cl": 0.3}))
+    inpaint = SinDDMInpaintPipeline.from_pipe(pipe)
+    assert inpaint.denoiser is pipe.denoiser and pipe.denoiser.dtype == torch.bfloat16  # not cast back to fp32
+    assert inpaint.scheduler.config.solver_order == 2
+    assert inpaint.default_num_inference_steps(None) == choice.num_inference_steps
+    exact = SinDDMInpaintPipeline.from_pipe(tiny_pipeline())
+    assert exact.default_num_inference_steps(None) is None
+    cast = SinDDMInpaintPipeline.from_pipe(pipe, torch_dtype=torch.float32)  # an explicit dtype still casts
+    assert pipe.denoiser.dtype == cast.denoiser.dtype == torch.float32
+
+
 @pytest.mark.parametrize(("fp32_cl", "channels_last"), [(0.8, True), (1.2, False)])
 def test_bf16_is_not_chosen_where_the_probe_measures_it_slower(fp32_cl, channels_last):
     pipe = tiny_pipeline()
