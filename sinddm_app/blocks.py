@@ -7,9 +7,20 @@ import gradio as gr
 from PIL import Image
 
 from . import models, picker, settings
-from .tabs import generate, harmonize, roi, style_transfer, text_edit, train
+from .tabs import animate, generate, harmonize, inpaint, paint, roi, style_transfer, super_resolution, text_edit, train
 
-TABS = (generate, text_edit, harmonize, style_transfer, roi, train)
+TABS = (
+    generate,
+    text_edit,
+    harmonize,
+    style_transfer,
+    roi,
+    paint,
+    inpaint,
+    super_resolution,
+    animate,
+    train,
+)
 """The tab modules, in page order (see `sinddm_app.tabs`)."""
 
 

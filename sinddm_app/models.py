@@ -144,10 +144,10 @@ def request_pipeline(cls: type, name: str | None, solver_order: int | None = Non
     return pipe
 
 
-def fast_request_pipeline(name: str | None) -> SinDDMPipeline:
-    """A request pipeline (see `request_pipeline`) on the fast settings measured best on this machine
-    (`SinDDMPipeline.enable_fast_sampling`, probed once per model): the second-order solver, the fast steps when a
-    call gives none, and the probe's dtype and memory format on a copy of the cached denoiser (unless
+def fast_request_pipeline(name: str | None, cls: type = SinDDMPipeline) -> Any:
+    """A request pipeline of class ``cls`` (see `request_pipeline`) on the fast settings measured best on this
+    machine (`SinDDMPipeline.enable_fast_sampling`, probed once per model): the second-order solver, the fast steps
+    when a call gives none, and the probe's dtype and memory format on a copy of the cached denoiser (unless
     ``--dtype bf16`` already forced them)."""
     base = load_pipeline(name)
     with _lock:
@@ -161,10 +161,16 @@ def fast_request_pipeline(name: str | None) -> SinDDMPipeline:
             _fast[base] = (denoiser, choice)
         denoiser, choice = _fast[base]
     scheduler = SinDDMScheduler.from_config(base.scheduler.config, solver_order=choice.solver_order)
-    pipe = SinDDMPipeline(denoiser=denoiser, scheduler=scheduler, pyramid=base.pyramid)
+    pipe = cls(denoiser=denoiser, scheduler=scheduler, pyramid=base.pyramid)
     pipe.set_progress_bar_config(disable=True)
     pipe._fast_num_inference_steps = choice.num_inference_steps
     return pipe
+
+
+def task_pipeline(cls: type, name: str | None, fast: bool = False) -> Any:
+    """A request pipeline of class ``cls`` for the model ``name``: fast (`fast_request_pipeline`) or exact
+    (`request_pipeline`)."""
+    return fast_request_pipeline(name, cls) if fast else request_pipeline(cls, name)
 
 
 def training_image(name: str | None) -> Image.Image | None:

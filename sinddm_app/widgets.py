@@ -1,5 +1,6 @@
 """Small layout pieces that several tabs share: seed and batch boxes, box inputs filled by two clicks, example files,
-and image uploads whose non-image files give a readable message."""
+image uploads whose non-image files give a readable message, and number inputs whose out-of-bounds values are
+refused naming the input."""
 
 from __future__ import annotations
 
@@ -29,11 +30,28 @@ def readable_upload_errors(component: gr.Image | gr.ImageEditor) -> gr.Image | g
     return component
 
 
+def named_bounds(component: gr.Slider | gr.Number) -> gr.Slider | gr.Number:
+    """Make a number input's out-of-bounds value (a script can send any number) give a gr.Error that names the
+    input (its label up to a parenthesis): "Upscale factor: Value 5 is greater than maximum value 4." instead of
+    Gradio's bare "Value 5 is ...". (The instance's method is wrapped, as in `readable_upload_errors`.)"""
+    preprocess = component.preprocess
+    name = (component.label or "A number").split(" (")[0]
+
+    def checked(payload: Any) -> Any:
+        try:
+            return preprocess(payload)
+        except gr.Error as error:
+            raise gr.Error(f"{name}: {error.message}") from error
+
+    component.preprocess = checked
+    return component
+
+
 def seed_and_batch(default_batch: int = 2) -> tuple[gr.Slider, gr.Number]:
-    """The 'Number of images' slider and the seed box of a tab."""
+    """The 'Number of images' slider and the seed box of a tab (out-of-bounds values are refused naming them)."""
     with gr.Row():
-        batch = gr.Slider(1, settings.MAX_BATCH, value=default_batch, step=1, label="Number of images")
-        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+        batch = named_bounds(gr.Slider(1, settings.MAX_BATCH, value=default_batch, step=1, label="Number of images"))
+        seed = named_bounds(gr.Number(value=0, precision=0, minimum=0, label="Seed"))
     return batch, seed
 
 

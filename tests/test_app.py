@@ -27,8 +27,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import app  # noqa: E402
-from sinddm_app import blocks, inputs, models, settings, widgets  # noqa: E402
-from sinddm_app.tabs import harmonize, text_edit  # noqa: E402
+from sinddm_app import blocks, editor, inputs, models, settings, widgets  # noqa: E402
+from sinddm_app.tabs import text_edit  # noqa: E402
 from sinddm_app.tabs import train as train_tab  # noqa: E402
 from sinddm_app.tabs.generate import generate  # noqa: E402
 from sinddm_pipeline import SinDDMPipeline  # noqa: E402
@@ -90,6 +90,7 @@ def test_every_task_is_an_mcp_tool(client):
     with urllib.request.urlopen(client.src.rstrip("/") + "/gradio_api/mcp/schema") as response:
         tools = {tool["name"] for tool in json.load(response)}
     assert {"use_image", "generate", "text_edit", "harmonize", "style_transfer", "roi_generate", "train"} <= tools
+    assert {"paint", "edit", "inpaint", "outpaint", "super_resolution", "animate"} <= tools
 
 
 def test_generate_with_an_exact_size(client, files):
@@ -127,7 +128,7 @@ def test_harmonize_with_a_brushed_mask():
     layer = Image.new("RGBA", (80, 60))
     layer.paste((255, 0, 0, 255), (30, 20, 50, 40))
     value = {"background": synthetic_image(80, 60), "layers": [layer], "composite": None}
-    background, mask = harmonize.editor_parts(value)
+    background, mask = editor.editor_parts(value)
     assert np.asarray(mask).sum() == 255 * 20 * 20
     assert background.size == (80, 60)
 

@@ -21,7 +21,21 @@ from sinddm_app.tabs.generate import generate  # noqa: E402
 from sinddm_pipeline.pipeline_sinddm_clip import DEFAULT_CLIP_MODEL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-GPU_HANDLERS = ("use_image", "generate", "text_edit", "harmonize", "style_transfer", "roi_generate", "train")
+GPU_HANDLERS = (
+    "use_image",
+    "generate",
+    "text_edit",
+    "harmonize",
+    "style_transfer",
+    "roi_generate",
+    "paint",
+    "edit",
+    "inpaint",
+    "outpaint",
+    "super_resolution",
+    "animate",
+    "train",
+)
 HANDLER_MODULES = {
     "use_image": "sinddm_app.picker",
     "generate": "sinddm_app.tabs.generate",
@@ -29,6 +43,12 @@ HANDLER_MODULES = {
     "harmonize": "sinddm_app.tabs.harmonize",
     "style_transfer": "sinddm_app.tabs.style_transfer",
     "roi_generate": "sinddm_app.tabs.roi",
+    "paint": "sinddm_app.tabs.paint",
+    "edit": "sinddm_app.tabs.paint",
+    "inpaint": "sinddm_app.tabs.inpaint",
+    "outpaint": "sinddm_app.tabs.inpaint",
+    "super_resolution": "sinddm_app.tabs.super_resolution",
+    "animate": "sinddm_app.tabs.animate",
     "train": "sinddm_app.tabs.train",
     "push_to_hub": "sinddm_app.tabs.train",
 }
@@ -105,6 +125,7 @@ def test_every_task_runs_under_spaces_gpu_on_zero_gpu(zero_gpu_app):
         assert hasattr(handler, "zero_gpu_duration"), name
         assert not hasattr(getattr(app, name), "zero_gpu_duration")  # a CPU machine: unchanged
     assert zero_gpu_app.generate.zero_gpu_duration == zero_gpu_app.GPU_SECONDS
+    assert zero_gpu_app.animate.zero_gpu_duration("model", 16) > zero_gpu_app.animate.zero_gpu_duration("model", 2)
     duration = zero_gpu_app.train.zero_gpu_duration  # computed from the request's steps
     assert duration("image.png", 300, 32, 8, 0) == 72 and duration("image.png", 10_000, 32, 8, 0) == 460
     assert duration("image.png", "many", 32, 8, 0) == duration("image.png", settings.MAX_TRAIN_STEPS, 32, 8, 0)

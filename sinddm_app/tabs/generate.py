@@ -1,5 +1,5 @@
 """The Generate tab: random samples, retargeted by scales or to an exact size, exact or fast (the settings a probe
-measured fastest here)."""
+measured fastest here), optionally tileable (seamless textures)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ def generate(
     height: float | None = 0,
     fast: bool = False,
     fast_steps: float = 0,
+    tileable: bool = False,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to get a progress tracker
 ) -> tuple[list, str]:
-    """Random samples, optionally retargeted (scales, or an exact width / height; 0 keeps the scale) and fast (the
-    settings measured best here; ``fast_steps`` per scale, 0: the measured fast steps)."""
+    """Random samples, optionally retargeted (scales, or an exact width / height; 0 keeps the scale), fast (the
+    settings measured best here; ``fast_steps`` per scale, 0: the measured fast steps) and tileable (seamless)."""
     batch = batch_inputs(num_images, seed)
     scales = scale_inputs(width_scale, height_scale)
     width = check_int(width or 0, "Width", 0, settings.MAX_OUTPUT_SIDE) or None
@@ -43,6 +44,7 @@ def generate(
         width=width,
         height=height,
         num_inference_steps=steps,
+        tileable=bool(tileable),
         **batch,
         **scales,
     ).images
@@ -63,14 +65,15 @@ def layout(model: gr.Dropdown) -> list[gr.Image]:
                 value=False, label="Fast sampling (measured fastest here, second-order solver)", elem_id="generate-fast"
             )
             fast_steps = gr.Slider(0, 100, value=0, step=1, label="Steps per scale when fast (0: measured defaults)")
+            tileable = gr.Checkbox(value=False, label="Tileable (tiles without seams)", elem_id="generate-tileable")
         button = gr.Button("Generate", variant="primary", elem_id="generate-button")
         gallery = gr.Gallery(label="Samples", columns=4, format="png", elem_id="generate-gallery")
         download = gr.File(label="Download (zip of PNGs)")
-        inputs = [model, num_images, seed, width_scale, height_scale, width, height, fast, fast_steps]
+        inputs = [model, num_images, seed, width_scale, height_scale, width, height, fast, fast_steps, tileable]
         button.click(generate, inputs, [gallery, download], api_name="generate")
         default = settings.DEFAULT_MODEL
         gr.Examples(
-            [[default, 4, 0, 2.0, 1.0, 0, 0, True, 0], [default, 2, 1, 1.0, 1.0, 320, 160, True, 0]],
+            [[default, 4, 0, 2.0, 1.0, 0, 0, True, 0, False], [default, 2, 1, 1.0, 1.0, 320, 160, True, 0, False]],
             inputs,
             outputs=[gallery, download],
             fn=generate,

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import gradio as gr
-import numpy as np
-from PIL import Image
 
 from .. import img2img
+from ..editor import editor_inputs, image_and_mask
 from ..gpu import GPU_SECONDS, on_gpu
-from ..inputs import open_image
-from ..widgets import example_path, readable_upload_errors
-
-
-def editor_parts(value: Any) -> tuple[Any, Image.Image | None]:
-    """(background, brushed mask) of a gr.ImageEditor value; the mask is white where any layer was painted."""
-    if value is None:
-        return None, None
-    if not isinstance(value, dict):
-        return value, None
-    background = value.get("background")
-    if background is None:
-        background = value.get("composite")
-    mask = None
-    for layer in value.get("layers") or []:
-        if layer is None:
-            continue
-        layer = Image.open(layer) if isinstance(layer, (str, os.PathLike)) else layer
-        layer = Image.fromarray(layer) if isinstance(layer, np.ndarray) else layer
-        alpha = np.asarray(layer.convert("RGBA"))[..., 3] > 0
-        mask = alpha if mask is None else mask | alpha
-    if mask is None or not mask.any():
-        return background, None
-    return background, Image.fromarray((mask * 255).astype(np.uint8))
+from ..widgets import example_path
 
 
 @on_gpu(GPU_SECONDS)
@@ -50,27 +25,17 @@ def harmonize(
 ) -> tuple[list, str]:
     """Harmonize a pasted object: the composite from the editor, the mask brushed on it or uploaded (the pipeline
     refuses a mask that is black everywhere)."""
-    background, brushed = editor_parts(composite)
-    image, note = open_image(background, "The composite image")
-    mask, _ = open_image(mask_file, "The mask", required=False)
-    mask = mask if mask is not None else brushed
-    if mask is None:
-        raise gr.Error("Brush over the pasted object on the image, or upload a mask (white where it was pasted).")
+    missing = "Brush over the pasted object on the image, or upload a mask (white where it was pasted)."
+    image, mask, note = image_and_mask(composite, mask_file, "The composite image", missing)
     return img2img.img2img(model, image, mask, start_timestep, match_histogram, num_images, seed, progress), note
 
 
 def layout(model: gr.Dropdown) -> list[gr.Image]:
     with gr.Tab("Harmonize"):
         gr.Markdown("Upload a composite (an object pasted into an image) and brush over the object, or upload a mask.")
-        with gr.Row():
-            composite = readable_upload_errors(
-                gr.ImageEditor(
-                    type="pil", label="Composite (brush over the pasted object)", brush=gr.Brush(colors=["#ff0000"])
-                )
-            )
-            mask_file = readable_upload_errors(
-                gr.Image(type="filepath", label="Or a mask (white where the object is)", image_mode="L")
-            )
+        composite, mask_file = editor_inputs(
+            "Composite (brush over the pasted object)", "Or a mask (white where the object is)"
+        )
         inputs, button, outputs = img2img.controls(start_timestep=5, match_histogram=False, action="Harmonize")
         button.click(harmonize, [model, composite, mask_file, *inputs], outputs, api_name="harmonize")
         if example_path("composite.png") and example_path("composite_mask.png"):
