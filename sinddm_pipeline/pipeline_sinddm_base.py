@@ -186,7 +186,8 @@ class SinDDMPipelineBase(FastInferenceMixin, DiffusionPipeline):
             new = super().from_pipe(pipeline, **kwargs)
             if keep_dtypes:
                 for name, dtype in dtypes.items():
-                    getattr(new, name).to(dtype)
+                    if name in new.components:  # not, e.g., a CLIP pipeline's clip_model in a SinDDMPipeline
+                        new.components[name].to(dtype)
         new._fast_num_inference_steps = getattr(pipeline, "_fast_num_inference_steps", None)
         return new
 
