@@ -82,19 +82,6 @@ def seam_view(tile: Image.Image) -> Image.Image:
     return four.crop((width // 2, height // 2, width // 2 + width, height // 2 + height))
 
 
-def painting() -> Image.Image:
-    """A rough painting in the hubble image's colours: a dark sky, a few galaxies as blobs."""
-    canvas = Image.new("RGB", (160, 100), (8, 8, 14))
-    draw = ImageDraw.Draw(canvas)
-    for (x, y, r), colour in zip(
-        [(40, 30, 9), (110, 60, 12), (75, 80, 5), (135, 20, 4), (20, 75, 6)],
-        [(235, 170, 100), (250, 210, 160), (150, 180, 255), (255, 255, 255), (230, 120, 80)],
-        strict=True,
-    ):
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-    return canvas
-
-
 def render(output_dir: Path, exact: bool) -> list[Path]:
     pipe = SinDDMPipeline.from_pretrained(ROOT / "models" / "hubble-sinddm")
     pipe.set_progress_bar_config(disable=True)
@@ -113,7 +100,7 @@ def render(output_dir: Path, exact: bool) -> list[Path]:
     )
     for task in (paint, inpaint, upscale, animation):
         task.set_progress_bar_config(disable=True)
-    sketch = painting()
+    sketch = Image.open(ROOT / "examples" / "app" / "painting.png").convert("RGB")  # make_examples.py draws it
     results = paint(sketch, batch_size=2, generator=seeded(0)).images
     save(strip([sketch, *results]), "paint.png")
 

@@ -223,3 +223,14 @@ def test_fast_task_pipelines_share_the_probes_settings(files):
 def test_animation_gpu_duration_grows_with_the_frames():
     assert animate.animation_gpu_seconds("model", 16) == 76
     assert animate.animation_gpu_seconds("model", 10_000) == animate.animation_gpu_seconds("model", "many") == 108
+
+
+def test_the_task_tabs_offer_the_shipped_example_inputs():
+    """Paint, Outpaint and Super-resolution show the example inputs of examples/app (make_examples.py draws them)."""
+    for name in ("painting.png", "crop.png"):
+        assert (settings.EXAMPLES_DIR / name).is_file(), name
+    demo = blocks.build_demo()
+    samples = " ".join(str(block.samples) for block in demo.blocks.values() if isinstance(block, gr.Dataset))
+    assert samples.count("painting.png") >= 1 and samples.count("crop.png") >= 2  # Outpaint and Super-resolution
+    with Image.open(settings.EXAMPLES_DIR / "crop.png") as crop:
+        assert crop.size == (100, 80)

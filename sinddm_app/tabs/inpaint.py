@@ -93,4 +93,6 @@ def layout(model: gr.Dropdown) -> list[gr.Image]:
                 ]
             inputs, button, outputs = image_tasks.controls("Outpaint", "outpaint")
             button.click(outpaint, [model, picture, *margins, *inputs], outputs, api_name="outpaint")
+            if example_path("crop.png"):  # a crop of the shipped model's training image
+                gr.Examples([[example_path("crop.png")]], [picture])
     return []

@@ -83,6 +83,8 @@ def layout(model: gr.Dropdown) -> list[gr.Image]:
             start = start_scale_slider(1)
             inputs, button, outputs = image_tasks.controls("Paint to image", "paint")
             button.click(paint, [model, painting, start, *inputs], outputs, api_name="paint")
+            if example_path("painting.png"):  # a dark sky with a few galaxies, in the shipped model's colours
+                gr.Examples([[example_path("painting.png")]], [painting])
         with gr.Tab("Edit"):
             gr.Markdown(
                 "Upload an image you changed (content pasted or moved) and brush over the changed region, or upload "

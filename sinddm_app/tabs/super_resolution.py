@@ -13,7 +13,7 @@ from sinddm_pipeline.pipeline_sinddm_superres import MAX_UPSCALE_FACTOR, MIN_UPS
 from .. import image_tasks
 from ..gpu import GPU_SECONDS, on_gpu
 from ..inputs import check_float, open_image
-from ..widgets import named_bounds, readable_upload_errors
+from ..widgets import example_path, named_bounds, readable_upload_errors
 
 
 @on_gpu(GPU_SECONDS)
@@ -53,4 +53,6 @@ def layout(model: gr.Dropdown) -> list[gr.Image]:
         inputs, button, outputs = image_tasks.controls("Upscale", "super-resolution")
         inputs = [model, picture, factor, tileable, *inputs]
         button.click(super_resolution, inputs, outputs, api_name="super_resolution")
+        if example_path("crop.png"):  # a crop of the shipped model's training image
+            gr.Examples([[example_path("crop.png")]], [picture])
     return []
