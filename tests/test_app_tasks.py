@@ -234,3 +234,13 @@ def test_the_task_tabs_offer_the_shipped_example_inputs():
     assert samples.count("painting.png") >= 1 and samples.count("crop.png") >= 2  # Outpaint and Super-resolution
     with Image.open(settings.EXAMPLES_DIR / "crop.png") as crop:
         assert crop.size == (100, 80)
+
+
+def test_the_start_scale_sliders_follow_the_chosen_model(files):
+    from sinddm_app.tabs import paint
+
+    paint_slider, edit_slider = paint.start_scale_ranges(files["model"])  # 2 scales: start scale 1 only
+    assert (paint_slider.value, edit_slider.value, edit_slider.interactive) == (1, 1, False)
+    paint_slider, edit_slider = paint.start_scale_ranges(settings.DEFAULT_MODEL)  # the shipped model: 5 scales
+    assert (paint_slider.maximum, edit_slider.value, edit_slider.interactive) == (4, 2, True)
+    assert paint.start_scale_ranges("") == (gr.skip(), gr.skip())  # no model: left as they are
