@@ -36,8 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from scipy.ndimage import distance_transform_edt
 
+from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
 from .limits import check_count
 from .retargeting import Stage
 
@@ -113,6 +115,33 @@ def feathered_weight(mask: np.ndarray, radius: int) -> np.ndarray:
         return mask.astype(np.float64)
     distance = distance_transform_edt(~mask)
     return np.clip(1.0 - distance / radius, 0.0, 1.0)
+
+
+def masked_input(image, mask_image, feather_radius: int, region: str) -> tuple[Image.Image, np.ndarray]:
+    """The input of a masked task (editing, inpainting): ``image`` capped at 50,000 px like training images, and the
+    blend weight (`feathered_weight`) of its ``region`` (``mask_image`` >= 0.5, resized to the image).
+
+    Raises:
+        ValueError: for inputs that are not images, an empty or full mask, or a ``region`` so large once dilated by
+            ``feather_radius`` that no pixel is kept.
+
+    >>> mask = np.zeros((60, 80))
+    >>> mask[20:40, 30:50] = 1
+    >>> image, weight = masked_input(np.zeros((60, 80, 3), dtype=np.uint8), mask, 4, "hole")
+    >>> image.size, float(weight[30, 40]), float(weight[30, 52]), float(weight[0, 0])
+    ((80, 60), 1.0, 0.25, 0.0)
+    """
+    rgb = prepare_image(image, name="image", max_pixels=None)
+    original_size = rgb.size
+    rgb = prepare_image(rgb, name="image", max_pixels=MAX_PIXELS)
+    region = binary_mask(prepare_mask(mask_image, rgb.size, "mask_image", original_size))
+    weight = feathered_weight(region, feather_radius)
+    if not (weight == 0).any():
+        raise ValueError(
+            f"mask_image: the {region} dilated by feather_radius ({feather_radius} px) covers the whole image, so no "
+            "pixel is kept; use a smaller mask or feather_radius."
+        )
+    return rgb, weight
 
 
 def blend(generated: torch.Tensor, original: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

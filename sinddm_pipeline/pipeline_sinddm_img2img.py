@@ -16,6 +16,7 @@ from skimage.morphology import dilation, disk
 from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
 from .limits import check_output_size
 from .pipeline_sinddm_base import GuidedEstimate, SinDDMPipelineBase
+from .pyramid import pil_to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -203,8 +204,7 @@ class SinDDMImg2ImgPipeline(SinDDMPipelineBase):
 
         device = self._execution_device
         dtype = self.sample_dtype
-        array = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        start = (array * 2 - 1).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
+        start = pil_to_tensor(rgb).to(device=device, dtype=dtype).repeat(batch_size, 1, 1, 1)
         scale = self.scheduler.num_scales - 1
 
         sample = self.noised(start, start_timestep, generator)

@@ -10,8 +10,8 @@ import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from PIL import Image
 
-from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
-from .known_pixels import FEATHER_RADIUS, KnownPixels, binary_mask, blend, check_feather_radius, feathered_weight
+from .image_inputs import MAX_PIXELS, prepare_image
+from .known_pixels import FEATHER_RADIUS, KnownPixels, blend, check_feather_radius, masked_input
 from .limits import check_count, check_output_size
 from .pipeline_sinddm_base import SinDDMPipelineBase, StepGuidance
 from .pyramid import pil_to_tensor
@@ -67,17 +67,8 @@ def inpainting_canvas(image, mask_image, feather_radius: int = FEATHER_RADIUS) -
     >>> tuple(canvas.image.shape), int((~canvas.known).sum())  # the 20x20 hole and < 4 px around it
     ((1, 3, 60, 80), 672)
     """
-    rgb = prepare_image(image, name="image", max_pixels=None)
-    original_size = rgb.size
-    rgb = prepare_image(rgb, name="image", max_pixels=MAX_PIXELS)
-    hole = binary_mask(prepare_mask(mask_image, rgb.size, "mask_image", original_size))
-    weight = feathered_weight(hole, feather_radius)
+    rgb, weight = masked_input(image, mask_image, feather_radius, "hole")
     known = weight == 0
-    if not known.any():
-        raise ValueError(
-            f"mask_image: the hole dilated by feather_radius ({feather_radius} px) covers the whole image, so no "
-            "pixel is kept; use a smaller mask or feather_radius."
-        )
     return Canvas(pil_to_tensor(rgb), torch.from_numpy(known), torch.from_numpy(weight))
 
 

@@ -10,14 +10,13 @@ import torch
 from diffusers.pipelines.pipeline_utils import ImagePipelineOutput
 from PIL import Image
 
-from .image_inputs import MAX_PIXELS, prepare_image, prepare_mask
+from .image_inputs import prepare_image
 from .known_pixels import (
     FEATHER_RADIUS,
     KnownPixels,
-    binary_mask,
     blend,
     check_feather_radius,
-    feathered_weight,
+    masked_input,
     resize,
 )
 from .limits import check_count, check_output_size
@@ -40,32 +39,6 @@ def paint_size(painting_size: tuple[int, int], model_size: Sequence[int]) -> tup
     model_height, model_width = model_size
     out_height = math.sqrt(model_height * model_width * height / width)
     return max(1, round(out_height)), max(1, round(out_height * width / height))
-
-
-def editing_inputs(image, mask_image, feather_radius: int = FEATHER_RADIUS) -> tuple[Image.Image, np.ndarray]:
-    """The image to edit (capped at 50,000 px) and the blend weight of its edited region: `feathered_weight` of
-    ``mask_image`` >= 0.5, resized to the image.
-
-    Raises:
-        ValueError: for inputs that are not images, an empty or full mask, or a dilated region that leaves nothing.
-
-    >>> mask = np.zeros((60, 80))
-    >>> mask[20:40, 30:50] = 1
-    >>> image, weight = editing_inputs(np.zeros((60, 80, 3), dtype=np.uint8), mask, feather_radius=4)
-    >>> image.size, float(weight[30, 40]), float(weight[30, 52]), float(weight[0, 0])
-    ((80, 60), 1.0, 0.25, 0.0)
-    """
-    rgb = prepare_image(image, name="image", max_pixels=None)
-    original_size = rgb.size
-    rgb = prepare_image(rgb, name="image", max_pixels=MAX_PIXELS)
-    region = binary_mask(prepare_mask(mask_image, rgb.size, "mask_image", original_size))
-    weight = feathered_weight(region, feather_radius)
-    if not (weight == 0).any():
-        raise ValueError(
-            f"mask_image: the edited region dilated by feather_radius ({feather_radius} px) covers the whole "
-            "image, so no pixel is kept; use a smaller mask or feather_radius."
-        )
-    return rgb, weight
 
 
 class SinDDMPaintPipeline(SinDDMPipelineBase):
@@ -216,7 +189,7 @@ class SinDDMPaintPipeline(SinDDMPipelineBase):
         else:
             if height is not None or width is not None:
                 raise ValueError("height and width are for paint-to-image; editing keeps the image's size.")
-            rgb, blend_weight = editing_inputs(image, mask_image, feather_radius)
+            rgb, blend_weight = masked_input(image, mask_image, feather_radius, "edited region")
             stages = self.plan(height=rgb.height, width=rgb.width)
             original = pil_to_tensor(rgb).to(device=device, dtype=dtype)
             weight = torch.from_numpy(blend_weight).to(device)[None, None]

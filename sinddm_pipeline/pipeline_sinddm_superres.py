@@ -21,6 +21,7 @@ from PIL import Image
 from .image_inputs import prepare_image
 from .limits import MAX_OUTPUT_PIXELS, check_output_size
 from .pipeline_sinddm_base import SinDDMPipelineBase
+from .pyramid import pil_to_tensor
 from .retargeting import Stage
 
 MIN_UPSCALE_FACTOR = 1.25
@@ -124,8 +125,7 @@ class SinDDMSuperResolutionPipeline(SinDDMPipelineBase):
                 f"{width * height:,} pixels; at most {MAX_OUTPUT_PIXELS:,} (4096x4096) are allowed: use a smaller "
                 f"image (at most {int(MAX_OUTPUT_PIXELS / upscale_factor**2):,} px at this factor) or upscale_factor."
             )
-        array = torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
-        return (array * 2 - 1).to(device=self._execution_device, dtype=self.sample_dtype)
+        return pil_to_tensor(rgb).to(device=self._execution_device, dtype=self.sample_dtype)
 
     @torch.no_grad()
     def __call__(
