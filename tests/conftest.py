@@ -162,7 +162,7 @@ def quiet_pipe(cls, pipe):
 
 def fast_shipped_pipe(cls):
     """The shipped model as ``cls`` with the fast settings (second-order solver, steps [10, 6, 5, 4, 3])."""
-    pipe = cls.from_pretrained("models/hubble-sinddm")
+    pipe = cls.from_pretrained(Path(__file__).resolve().parents[1] / "models" / "hubble-sinddm")
     pipe.set_progress_bar_config(disable=True)
     pipe.enable_fast_sampling()
     return pipe

@@ -20,12 +20,11 @@ With animated_scales=1 hubble barely moves (0.0001 per frame: its content is fin
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_pipeline
+from conftest import fast_shipped_pipe, quiet_pipe, tiny_pipeline
 from PIL import Image
 from skimage import data
 
@@ -33,7 +32,6 @@ from sinddm_pipeline import SinDDMPipeline
 from sinddm_pipeline.animation_export import export_animation, frames_to_pil, mp4_available
 from sinddm_pipeline.pipeline_sinddm_animation import MAX_FRAMES, SinDDMAnimationPipeline, noise_loop
 
-HUBBLE = Path(__file__).resolve().parents[1] / "models" / "hubble-sinddm"
 NUM_FRAMES = 8
 
 
@@ -59,22 +57,17 @@ def check_loop(frames, other, ratio_bound: float, closing_bound: float) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_animation() -> SinDDMAnimationPipeline:
-    pipe = SinDDMAnimationPipeline.from_pipe(tiny_pipeline())
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return quiet_pipe(SinDDMAnimationPipeline, tiny_pipeline())
 
 
 def test_hubble_frames_are_smooth_and_the_loop_closes():
-    pipe = SinDDMAnimationPipeline.from_pretrained(HUBBLE)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.enable_fast_sampling()
+    pipe = fast_shipped_pipe(SinDDMAnimationPipeline)
     size = {"height_scale": 0.5, "width_scale": 0.5}
     check_loop(animate(pipe, 0, **size), animate(pipe, 1, **size), ratio_bound=0.25, closing_bound=0.15)
 
 
 def test_training_free_frames_are_smooth_and_the_loop_closes():
-    pipe = SinDDMAnimationPipeline.from_pipe(SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
-    pipe.set_progress_bar_config(disable=True)
+    pipe = quiet_pipe(SinDDMAnimationPipeline, SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
     steps = {"num_inference_steps": [10, 3]}
     check_loop(animate(pipe, 0, **steps), animate(pipe, 1, **steps), ratio_bound=0.6, closing_bound=0.5)
 

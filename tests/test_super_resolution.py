@@ -18,13 +18,11 @@ more: sharper, but colours drift.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_pipeline
+from conftest import fast_shipped_pipe, quiet_pipe, tiny_pipeline
 from skimage import data
 
 from sinddm_pipeline import SinDDMPipeline
@@ -34,7 +32,6 @@ from sinddm_pipeline.pipeline_sinddm_superres import (
     upscale_stages,
 )
 
-HUBBLE = Path(__file__).resolve().parents[1] / "models" / "hubble-sinddm"
 HUBBLE_BOUND = 0.025
 """Downsampled-back error of hubble's 2x SR at most (measured 0.0175)."""
 HUBBLE_BLURRED_BOUND = 0.01
@@ -56,17 +53,12 @@ def downsampled_error(output: torch.Tensor, image: torch.Tensor, blur: int = 1) 
 
 @pytest.fixture(scope="module")
 def hubble() -> SinDDMSuperResolutionPipeline:
-    pipe = SinDDMSuperResolutionPipeline.from_pretrained(HUBBLE)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.enable_fast_sampling()
-    return pipe
+    return fast_shipped_pipe(SinDDMSuperResolutionPipeline)
 
 
 @pytest.fixture(scope="module")
 def coffee() -> SinDDMSuperResolutionPipeline:
-    pipe = SinDDMSuperResolutionPipeline.from_pipe(SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return quiet_pipe(SinDDMSuperResolutionPipeline, SinDDMPipeline.from_image(data.coffee(), max_pixels=6000))
 
 
 def test_hubble_2x_has_the_size_and_stays_close_to_the_input(hubble):

@@ -17,12 +17,10 @@ scatters around 1 (hubble's single seam lines vary from sample to sample: its in
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import tiny_pipeline
+from conftest import fast_shipped_pipe, tiny_pipeline
 from diffusers.utils.torch_utils import randn_tensor
 from skimage import data
 
@@ -30,7 +28,6 @@ from sinddm_pipeline import SinDDMPipeline
 from sinddm_pipeline.metrics.seams import seam_ratio
 from sinddm_pipeline.pipeline_sinddm_base import wrap_interpolate
 
-HUBBLE = Path(__file__).resolve().parents[1] / "models" / "hubble-sinddm"
 SEAM_BOUND = 1.5
 """A tileable sample's mean seam ratio at most (measured 0.93 and 1.13)."""
 PLAIN_AT_LEAST = 1.6
@@ -43,10 +40,7 @@ def generators(count: int) -> list[torch.Generator]:
 
 @pytest.fixture(scope="module")
 def hubble() -> SinDDMPipeline:
-    pipe = SinDDMPipeline.from_pretrained(HUBBLE)
-    pipe.set_progress_bar_config(disable=True)
-    pipe.enable_fast_sampling()
-    return pipe
+    return fast_shipped_pipe(SinDDMPipeline)
 
 
 @pytest.fixture(scope="module")
