@@ -92,3 +92,17 @@ def test_the_render_script_keeps_existing_pictures(tmp_path):
     )
     assert result.returncode == 2 and "--overwrite" in result.stderr
     assert (tmp_path / "paint.png").read_bytes() == b"mine"
+
+
+def test_the_command_lines_name_options_the_cli_takes_and_files_the_project_ships():
+    from sinddm_pipeline.generate import parse_args
+
+    blocks = re.findall(r"```bash\n(.*?)```", task_section(), flags=re.DOTALL)
+    lines = [line.split() for block in blocks for line in block.splitlines() if "sinddm_pipeline.generate" in line]
+    assert {line[line.index("--task") + 1] for line in lines if "--task" in line} == {
+        "paint", "edit", "inpaint", "outpaint", "super_resolution", "animate"
+    }  # fmt: skip
+    for line in lines:
+        args = parse_args(line[3:])  # "python -m sinddm_pipeline.generate ..."; refuses options the task does not take
+        for path in (args.model, getattr(args, "input", None), getattr(args, "mask", None)):
+            assert path is None or (ROOT / path).exists(), path
